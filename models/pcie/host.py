@@ -1,0 +1,233 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Root complex + host memory attached to the RTL's four TLP streams.
+
+``TlpPortDevice`` is a cocotbext-pcie ``Device`` whose whole function (config space
+included) lives in the RTL: every TLP the root complex routes to it is driven into
+``rx_req`` (requests) or ``rx_cpl`` (completions for device reads), and every TLP the RTL
+sends on ``tx_cpl`` / ``tx_req`` goes upstream after the protocol checker has seen it.
+"""
+
+import logging
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.queue import Queue
+from cocotb.triggers import ClockCycles, Event, RisingEdge, FallingEdge, with_timeout
+from cocotbext.pcie.core import RootComplex, Device
+from cocotbext.pcie.core.tlp import TlpType
+
+from .checker import TlpChecker
+from .tlp_stream import TlpStreamSink, TlpStreamSource, beats_to_tlp
+
+VIRTIO_PCI_VENDOR_ID = 0x1AF4
+PCI_CAP_ID_EXP = 0x10
+PCI_EXP_DEVCTL = 8
+
+
+class TlpPortDevice(Device):
+    """cocotbext-pcie device that forwards everything to the RTL's TLP port."""
+
+    def __init__(self, host):
+        super().__init__()
+        self.host = host
+        self._upstream = Queue()
+        cocotb.start_soon(self._run_upstream())
+
+    async def upstream_recv(self, tlp):
+        assert tlp.check()
+        if tlp.fmt_type in {TlpType.CFG_READ_0, TlpType.CFG_WRITE_0}:
+            self.bus_num = tlp.completer_id.bus
+        if tlp.is_completion():
+            self.host.checker.host_completion(tlp)
+            await self.host.rx_cpl.send(tlp, on_sent=tlp.release_fc)
+        else:
+            self.host.checker.host_request(tlp)
+            self.host.requests_sent += 1
+            await self.host.rx_req.send(tlp, on_sent=tlp.release_fc)
+
+    def from_rtl(self, tlp):
+        """Queue a TLP from the RTL for the link, keeping the order in which it was sent."""
+        self._upstream.put_nowait(tlp)
+
+    async def _run_upstream(self):
+        while True:
+            tlp = await self._upstream.get()
+            await self.upstream_send(tlp)
+
+
+class IntxMonitor:
+    """Watches the level INTx request; handlers run on each rising edge (like a level IRQ)."""
+
+    def __init__(self, signal):
+        self.signal = signal
+        self.handlers = []
+        self.rises = 0
+        self.event = Event()
+        cocotb.start_soon(self._run())
+
+    @property
+    def level(self):
+        return 1 if self.signal.value == 1 else 0
+
+    def register_handler(self, handler):
+        """``handler`` is an async callable with no arguments."""
+        self.handlers.append(handler)
+
+    async def _run(self):
+        while True:
+            await RisingEdge(self.signal)
+            self.rises += 1
+            self.event.set()
+            for handler in list(self.handlers):
+                cocotb.start_soon(handler())
+
+
+class PcieHost:
+    """The guest's PCI world around one DUT.
+
+    Attributes: ``rc`` (cocotbext-pcie RootComplex with host memory in ``rc.mem_pool``),
+    ``device`` (the TlpPortDevice on the root port), ``pci_dev`` (cocotbext-pcie PciDevice of
+    our function after ``enumerate()``), ``intx`` (IntxMonitor), ``checker`` (TlpChecker),
+    the four stream models ``rx_req``, ``rx_cpl``, ``tx_cpl``, ``tx_req``, and
+    ``tx_req_log`` (every TLP the device sent on tx_req, in order: the DMA/MSI-X trace).
+    """
+
+    def __init__(self, dut, clk=None, rst=None, clock_period_ns=4, start_clock=True,
+                 max_payload_size=256, max_read_request_size=512):
+        self.dut = dut
+        self.clk = clk if clk is not None else dut.clk
+        self.rst = rst if rst is not None else dut.rst
+        self.data_width = len(dut.rx_req_tlp_data)
+        self.log = logging.getLogger("cocotb.tb.host")
+        for name in ("cocotb.pcie", "cocotb.tb.rx_req_tlp", "cocotb.tb.rx_cpl_tlp"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+        if start_clock:
+            Clock(self.clk, clock_period_ns, unit="ns", impl="gpi").start()
+        self.clock_period_ns = clock_period_ns
+
+        self.checker = TlpChecker()
+        self.requests_sent = 0
+        self.tx_req_log = []
+
+        self.rc = RootComplex()
+        self.rc.max_payload_size = (max_payload_size // 128).bit_length() - 1
+        self.rc.max_read_request_size = (max_read_request_size // 128).bit_length() - 1
+        self.device = TlpPortDevice(self)
+        self.rc.make_port().connect(self.device)
+
+        self.rx_req = TlpStreamSource(dut, "rx_req_tlp", self.clk, self.data_width)
+        self.rx_cpl = TlpStreamSource(dut, "rx_cpl_tlp", self.clk, self.data_width)
+        self.tx_cpl = TlpStreamSink(dut, "tx_cpl_tlp", self.clk, self.data_width,
+                                    self._on_tx_cpl, self.checker._error)
+        self.tx_req = TlpStreamSink(dut, "tx_req_tlp", self.clk, self.data_width,
+                                    self._on_tx_req, self.checker._error)
+        self.intx = IntxMonitor(dut.intx_assert) if hasattr(dut, "intx_assert") else None
+        self.pci_dev = None
+        self._injected = {}
+
+    # ---- streams from the RTL
+    def _on_tx_cpl(self, hdr, payload):
+        tlp = beats_to_tlp(hdr, payload)
+        self.checker.check_completion(tlp)
+        waiter = self._injected.get((int(tlp.requester_id), tlp.tag))
+        if waiter is not None:
+            waiter[0].append(tlp)
+            if tlp.status != 0 or tlp.byte_count <= tlp.length * 4 - (tlp.lower_address & 3):
+                del self._injected[(int(tlp.requester_id), tlp.tag)]
+                waiter[1].set()
+            return
+        self.device.from_rtl(tlp)
+
+    async def inject(self, tlp, timeout_ns=20_000):
+        """Send a raw TLP straight into rx_req (bypassing the root complex's routing).
+
+        For requests the RC would never route to us (type 1 config, I/O, locked reads,
+        malformed ones). Returns the list of completions for a non-posted request (they do
+        not go to the RC), or [] for a posted one once it has been accepted.
+        """
+        done = Event()
+        if not tlp.is_posted():
+            cpls = []
+            self._injected[(int(tlp.requester_id), tlp.tag)] = (cpls, done)
+            self.checker.host_request(tlp)
+            await self.rx_req.send(tlp)
+            await with_timeout(done.wait(), timeout_ns, "ns")
+            return cpls
+        self.checker.host_request(tlp)
+        await self.rx_req.send(tlp, on_sent=done.set)
+        await with_timeout(done.wait(), timeout_ns, "ns")
+        return []
+
+    def _on_tx_req(self, hdr, payload):
+        tlp = beats_to_tlp(hdr, payload)
+        self.checker.check_request(tlp)
+        self.tx_req_log.append((cocotb.utils.get_sim_time("ns"), tlp))
+        self.device.from_rtl(tlp)
+
+    # ---- test controls
+    def set_idle_generator(self, factory=None):
+        """Idle cycles on the host-to-device streams: ``factory()`` returns a fresh bool iterator."""
+        self.rx_req.set_pause_generator(factory() if factory else None)
+        self.rx_cpl.set_pause_generator(factory() if factory else None)
+
+    def set_backpressure_generator(self, factory=None):
+        """Backpressure on the device-to-host streams."""
+        self.tx_cpl.set_pause_generator(factory() if factory else None)
+        self.tx_req.set_pause_generator(factory() if factory else None)
+
+    async def reset(self, cycles=8):
+        self.rst.value = 1
+        await ClockCycles(self.clk, cycles)
+        await FallingEdge(self.clk)
+        self.rst.value = 0
+        await ClockCycles(self.clk, 2)
+
+    async def enumerate(self, timeout_ns=100_000):
+        """Enumerate the bus and find our function; returns its PciDevice."""
+        # the bus scan probes 32 empty device slots; their "failed to route" warnings are noise
+        rc_log = logging.getLogger("cocotb.pcie.RootComplex")
+        level = rc_log.level
+        rc_log.setLevel(logging.ERROR)
+        try:
+            await self.rc.enumerate(timeout=timeout_ns, timeout_unit="ns")
+        finally:
+            rc_log.setLevel(level)
+        self.pci_dev = self.find_function()
+        if self.pci_dev is None:
+            raise AssertionError("enumeration found no device with vendor id 0x1AF4")
+        exp = self.pci_dev.get_capability_offset(PCI_CAP_ID_EXP)
+        if exp:
+            self.checker.devctl_dword = (exp + PCI_EXP_DEVCTL) >> 2
+        return self.pci_dev
+
+    def find_function(self):
+        def walk(bus):
+            for dev in bus.devices:
+                if dev.vendor_id == VIRTIO_PCI_VENDOR_ID:
+                    return dev
+            for child in bus.children:
+                found = walk(child)
+                if found is not None:
+                    return found
+            return None
+        return walk(self.rc.host_bridge.bus)
+
+    async def quiesce(self, cycles=16):
+        """Wait until nothing is queued towards the device, then a few more cycles."""
+        while not (self.rx_req.idle() and self.rx_cpl.idle()):
+            await RisingEdge(self.clk)
+        await ClockCycles(self.clk, cycles)
+
+
+async def attach_root_complex(dut, **kwargs):
+    """Attach a cocotbext-pcie root complex with host memory to ``dut`` and reset it.
+
+    Starts the clock (``start_clock=False`` if the test drives it), builds the adapter and
+    the protocol checker, pulses reset and returns the PcieHost. Enumerate with
+    ``await host.enumerate()`` (or ``await host.rc.enumerate()``) and then use the standard
+    cocotbext-pcie API on ``host.pci_dev`` / ``host.rc``.
+    """
+    host = PcieHost(dut, **kwargs)
+    await host.reset()
+    return host

@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: Apache-2.0
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+/*
+ * A virtio-over-PCI function without its device type: configuration space,
+ * BAR0 decode (common config, notify, ISR, device config, MSI-X table and PBA,
+ * one 4 KiB page each), the request completer, interrupt routing (MSI-X or
+ * INTx + ISR) and the device-side hooks (device config register port, config
+ * change, needs-reset, quiesce handshake for reset, doorbells).
+ */
+module virtio_pci_func #
+(
+    // TLP data width (64, 128 or 256)
+    parameter DATA_WIDTH = 64,
+    // TLP strobe width (one bit per dword)
+    parameter STRB_WIDTH = DATA_WIDTH/32,
+    // virtio device type (virtio_ids.h)
+    parameter VIRTIO_DEVICE_ID = 2,
+    // PCI class code
+    parameter [23:0] CLASS_CODE = 24'h010000,
+    // PCI subsystem id (>= 0x40)
+    parameter [15:0] SUBSYSTEM_ID = 16'h1100,
+    // feature bits offered
+    parameter [63:0] DEVICE_FEATURES = 64'h0000_0001_0000_0000,
+    // number of virtqueues
+    parameter NUM_QUEUES = 1,
+    // maximum queue size (power of two)
+    parameter QUEUE_SIZE_MAX = 256,
+    // number of MSI-X vectors
+    parameter MSIX_VECTORS = NUM_QUEUES + 1,
+    // device config structure length in bytes
+    parameter DEVICE_CFG_LENGTH = 64,
+    // BAR0 prefetchable
+    parameter BAR0_PREFETCHABLE = 1,
+    // queue index width
+    parameter QUEUE_INDEX_WIDTH = NUM_QUEUES > 1 ? $clog2(NUM_QUEUES) : 1
+)
+(
+    input  wire                          clk,
+    input  wire                          rst,
+
+    /*
+     * TLP port (see docs/tlp-port.md)
+     */
+    input  wire [DATA_WIDTH-1:0]         rx_req_tlp_data,
+    input  wire [STRB_WIDTH-1:0]         rx_req_tlp_strb,
+    input  wire [127:0]                  rx_req_tlp_hdr,
+    input  wire                          rx_req_tlp_valid,
+    input  wire                          rx_req_tlp_sop,
+    input  wire                          rx_req_tlp_eop,
+    output wire                          rx_req_tlp_ready,
+
+    output wire [DATA_WIDTH-1:0]         tx_cpl_tlp_data,
+    output wire [STRB_WIDTH-1:0]         tx_cpl_tlp_strb,
+    output wire [127:0]                  tx_cpl_tlp_hdr,
+    output wire                          tx_cpl_tlp_valid,
+    output wire                          tx_cpl_tlp_sop,
+    output wire                          tx_cpl_tlp_eop,
+    input  wire                          tx_cpl_tlp_ready,
+
+    output wire [DATA_WIDTH-1:0]         tx_req_tlp_data,
+    output wire [STRB_WIDTH-1:0]         tx_req_tlp_strb,
+    output wire [127:0]                  tx_req_tlp_hdr,
+    output wire                          tx_req_tlp_valid,
+    output wire                          tx_req_tlp_sop,
+    output wire                          tx_req_tlp_eop,
+    input  wire                          tx_req_tlp_ready,
+
+    input  wire [DATA_WIDTH-1:0]         rx_cpl_tlp_data,
+    input  wire [STRB_WIDTH-1:0]         rx_cpl_tlp_strb,
+    input  wire [127:0]                  rx_cpl_tlp_hdr,
+    input  wire                          rx_cpl_tlp_valid,
+    input  wire                          rx_cpl_tlp_sop,
+    input  wire                          rx_cpl_tlp_eop,
+    output wire                          rx_cpl_tlp_ready,
+
+    /*
+     * Legacy interrupt: level request for INTA# (a hard IP turns it into Assert/Deassert_INTA)
+     */
+    output wire                          intx_assert,
+
+    /*
+     * Device config register port (device-specific structure, one dword)
+     */
+    output wire [9:0]                    dev_cfg_addr,
+    output wire [3:0]                    dev_cfg_be,
+    output wire [31:0]                   dev_cfg_wdata,
+    output wire                          dev_cfg_wr,
+    input  wire [31:0]                   dev_cfg_rdata,
+    input  wire                          dev_cfg_changed,
+
+    /*
+     * Device side
+     */
+    input  wire                          dev_needs_reset,
+    input  wire                          dev_quiesced,
+    output wire                          driver_ok,
+    output wire                          notify_valid,
+    output wire [QUEUE_INDEX_WIDTH-1:0]  notify_queue
+);
+
+`include "virtio_pci_defs.vh"
+
+// ---- register ports
+wire [3:0]  reg_be;
+wire [31:0] reg_wdata;
+wire [9:0]  cfg_reg_addr;
+wire        cfg_reg_wr;
+wire [31:0] cfg_reg_rdata;
+wire [BAR0_APERTURE-3:0] bar_reg_addr;
+wire        bar_reg_wr;
+wire        bar_reg_rd;
+reg  [31:0] bar_reg_rdata;
+
+// ---- function state
+wire        cmd_mem_enable;
+wire        cmd_bus_master;
+wire        cmd_intx_disable;
+wire [63:BAR0_APERTURE] bar0_addr;
+wire        msix_enable;
+wire        msix_function_mask;
+wire [2:0]  max_payload_size;
+wire [2:0]  max_read_request_size;
+wire [7:0]  pcicfg_bar;
+wire [31:0] pcicfg_offset;
+wire [31:0] pcicfg_length;
+wire [7:0]  bus_num;
+wire [4:0]  device_num;
+wire        intx_status;
+wire        msix_req_valid;
+wire [10:0] msix_req_vector;
+
+// ---- BAR0 decode: one 4 KiB page per structure
+wire [2:0] bar_page = bar_reg_addr[BAR0_APERTURE-3:10];
+wire [9:0] bar_page_addr = bar_reg_addr[9:0];
+wire common_sel = bar_page == BAR0_PAGE_COMMON;
+wire notify_sel = bar_page == BAR0_PAGE_NOTIFY;
+wire isr_sel = bar_page == BAR0_PAGE_ISR;
+wire device_sel = bar_page == BAR0_PAGE_DEVICE;
+wire table_sel = bar_page == BAR0_PAGE_MSIX_TABLE;
+wire pba_sel = bar_page == BAR0_PAGE_MSIX_PBA;
+
+wire [31:0] common_rdata;
+wire [31:0] msix_rdata;
+
+always @* begin
+    bar_reg_rdata = 32'd0;
+    if (common_sel || isr_sel)
+        bar_reg_rdata = common_rdata;
+    else if (device_sel)
+        bar_reg_rdata = dev_cfg_rdata;
+    else if (table_sel || pba_sel)
+        bar_reg_rdata = msix_rdata;
+end
+
+assign dev_cfg_addr = bar_page_addr;
+assign dev_cfg_be = reg_be;
+assign dev_cfg_wdata = reg_wdata;
+assign dev_cfg_wr = bar_reg_wr && device_sel;
+wire dev_cfg_read = bar_reg_rd && device_sel;
+
+// no DMA yet: completions from the host are accepted and dropped
+assign rx_cpl_tlp_ready = 1'b1;
+
+virtio_pci_completer #(
+    .DATA_WIDTH(DATA_WIDTH),
+    .STRB_WIDTH(STRB_WIDTH)
+)
+u_completer (
+    .clk(clk),
+    .rst(rst),
+    .rx_req_tlp_data(rx_req_tlp_data),
+    .rx_req_tlp_strb(rx_req_tlp_strb),
+    .rx_req_tlp_hdr(rx_req_tlp_hdr),
+    .rx_req_tlp_valid(rx_req_tlp_valid),
+    .rx_req_tlp_sop(rx_req_tlp_sop),
+    .rx_req_tlp_eop(rx_req_tlp_eop),
+    .rx_req_tlp_ready(rx_req_tlp_ready),
+    .tx_cpl_tlp_data(tx_cpl_tlp_data),
+    .tx_cpl_tlp_strb(tx_cpl_tlp_strb),
+    .tx_cpl_tlp_hdr(tx_cpl_tlp_hdr),
+    .tx_cpl_tlp_valid(tx_cpl_tlp_valid),
+    .tx_cpl_tlp_sop(tx_cpl_tlp_sop),
+    .tx_cpl_tlp_eop(tx_cpl_tlp_eop),
+    .tx_cpl_tlp_ready(tx_cpl_tlp_ready),
+    .reg_be(reg_be),
+    .reg_wdata(reg_wdata),
+    .cfg_reg_addr(cfg_reg_addr),
+    .cfg_reg_wr(cfg_reg_wr),
+    .cfg_reg_rdata(cfg_reg_rdata),
+    .bar_reg_addr(bar_reg_addr),
+    .bar_reg_wr(bar_reg_wr),
+    .bar_reg_rd(bar_reg_rd),
+    .bar_reg_rdata(bar_reg_rdata),
+    .bar0_addr(bar0_addr),
+    .mem_enable(cmd_mem_enable),
+    .max_payload_size(max_payload_size),
+    .pcicfg_bar(pcicfg_bar),
+    .pcicfg_offset(pcicfg_offset),
+    .pcicfg_length(pcicfg_length),
+    .bus_num(bus_num),
+    .device_num(device_num)
+);
+
+pci_cfg_space #(
+    .VIRTIO_DEVICE_ID(VIRTIO_DEVICE_ID),
+    .CLASS_CODE(CLASS_CODE),
+    .SUBSYSTEM_ID(SUBSYSTEM_ID),
+    .NUM_QUEUES(NUM_QUEUES),
+    .MSIX_VECTORS(MSIX_VECTORS),
+    .DEVICE_CFG_LENGTH(DEVICE_CFG_LENGTH),
+    .BAR0_PREFETCHABLE(BAR0_PREFETCHABLE)
+)
+u_cfg (
+    .clk(clk),
+    .rst(rst),
+    .reg_addr(cfg_reg_addr),
+    .reg_be(reg_be),
+    .reg_wdata(reg_wdata),
+    .reg_wr(cfg_reg_wr),
+    .reg_rdata(cfg_reg_rdata),
+    .intx_status(intx_status),
+    .cmd_mem_enable(cmd_mem_enable),
+    .cmd_bus_master(cmd_bus_master),
+    .cmd_intx_disable(cmd_intx_disable),
+    .bar0_addr(bar0_addr),
+    .msix_enable(msix_enable),
+    .msix_function_mask(msix_function_mask),
+    .max_payload_size(max_payload_size),
+    .max_read_request_size(max_read_request_size),
+    .pcicfg_bar(pcicfg_bar),
+    .pcicfg_offset(pcicfg_offset),
+    .pcicfg_length(pcicfg_length)
+);
+
+virtio_pci_common #(
+    .DEVICE_FEATURES(DEVICE_FEATURES),
+    .NUM_QUEUES(NUM_QUEUES),
+    .QUEUE_SIZE_MAX(QUEUE_SIZE_MAX),
+    .MSIX_VECTORS(MSIX_VECTORS),
+    .QUEUE_INDEX_WIDTH(QUEUE_INDEX_WIDTH)
+)
+u_common (
+    .clk(clk),
+    .rst(rst),
+    .common_sel(common_sel),
+    .notify_sel(notify_sel),
+    .isr_sel(isr_sel),
+    .reg_addr(bar_page_addr),
+    .reg_be(reg_be),
+    .reg_wdata(reg_wdata),
+    .reg_wr(bar_reg_wr),
+    .reg_rd(bar_reg_rd),
+    .reg_rdata(common_rdata),
+    .msix_enable(msix_enable),
+    .cmd_intx_disable(cmd_intx_disable),
+    .intx_assert(intx_assert),
+    .intx_status(intx_status),
+    .msix_req_valid(msix_req_valid),
+    .msix_req_vector(msix_req_vector),
+    .dev_cfg_read(dev_cfg_read),
+    .dev_cfg_changed(dev_cfg_changed),
+    .dev_needs_reset(dev_needs_reset),
+    .dev_quiesced(dev_quiesced),
+    .driver_ok(driver_ok),
+    .notify_valid(notify_valid),
+    .notify_queue(notify_queue)
+);
+
+virtio_pci_msix #(
+    .DATA_WIDTH(DATA_WIDTH),
+    .STRB_WIDTH(STRB_WIDTH),
+    .VECTORS(MSIX_VECTORS)
+)
+u_msix (
+    .clk(clk),
+    .rst(rst),
+    .table_sel(table_sel),
+    .pba_sel(pba_sel),
+    .reg_addr(bar_page_addr),
+    .reg_be(reg_be),
+    .reg_wdata(reg_wdata),
+    .reg_wr(bar_reg_wr),
+    .reg_rdata(msix_rdata),
+    .msix_enable(msix_enable),
+    .function_mask(msix_function_mask),
+    .bus_master_enable(cmd_bus_master),
+    .requester_id({bus_num, device_num, 3'b000}),
+    .req_valid(msix_req_valid),
+    .req_vector(msix_req_vector),
+    .tx_msg_tlp_data(tx_req_tlp_data),
+    .tx_msg_tlp_strb(tx_req_tlp_strb),
+    .tx_msg_tlp_hdr(tx_req_tlp_hdr),
+    .tx_msg_tlp_valid(tx_req_tlp_valid),
+    .tx_msg_tlp_sop(tx_req_tlp_sop),
+    .tx_msg_tlp_eop(tx_req_tlp_eop),
+    .tx_msg_tlp_ready(tx_req_tlp_ready)
+);
+
+endmodule
+
+`resetall
