@@ -72,7 +72,7 @@ module pci_cfg_space #
 
 // the structure lengths advertised in the capabilities
 localparam [31:0] NOTIFY_CFG_LENGTH = NOTIFY_OFF_MULTIPLIER * NUM_QUEUES;
-localparam [10:0] MSIX_TABLE_SIZE = MSIX_VECTORS - 1;
+localparam [10:0] MSIX_TABLE_SIZE = MSIX_VECTORS[10:0] - 11'd1;
 
 initial begin
     if (NUM_QUEUES < 1 || NUM_QUEUES > 1024) begin
@@ -94,24 +94,32 @@ localparam [9:0] DW_COMMAND    = 10'h001;
 localparam [9:0] DW_BAR0_LO    = 10'h004;
 localparam [9:0] DW_BAR0_HI    = 10'h005;
 localparam [9:0] DW_INTLINE    = 10'h00F;
-localparam [9:0] DW_DEVCTL     = CAP_PCIE_PTR/4 + 2;
-localparam [9:0] DW_LINKCTL    = CAP_PCIE_PTR/4 + 4;
-localparam [9:0] DW_MSIX_CTRL  = CAP_MSIX_PTR/4;
-localparam [9:0] DW_PCICFG_BAR = CAP_PCICFG_PTR/4 + 1;
-localparam [9:0] DW_PCICFG_OFF = CAP_PCICFG_PTR/4 + 2;
-localparam [9:0] DW_PCICFG_LEN = CAP_PCICFG_PTR/4 + 3;
+// first dword of each capability
+localparam [9:0] DW_CAP_PCIE   = {4'd0, CAP_PCIE_PTR[7:2]};
+localparam [9:0] DW_CAP_MSIX   = {4'd0, CAP_MSIX_PTR[7:2]};
+localparam [9:0] DW_CAP_COMMON = {4'd0, CAP_COMMON_PTR[7:2]};
+localparam [9:0] DW_CAP_NOTIFY = {4'd0, CAP_NOTIFY_PTR[7:2]};
+localparam [9:0] DW_CAP_ISR    = {4'd0, CAP_ISR_PTR[7:2]};
+localparam [9:0] DW_CAP_DEVICE = {4'd0, CAP_DEVICE_PTR[7:2]};
+localparam [9:0] DW_CAP_PCICFG = {4'd0, CAP_PCICFG_PTR[7:2]};
+localparam [9:0] DW_DEVCTL     = DW_CAP_PCIE + 10'd2;
+localparam [9:0] DW_LINKCTL    = DW_CAP_PCIE + 10'd4;
+localparam [9:0] DW_MSIX_CTRL  = DW_CAP_MSIX;
+localparam [9:0] DW_PCICFG_BAR = DW_CAP_PCICFG + 10'd1;
+localparam [9:0] DW_PCICFG_OFF = DW_CAP_PCICFG + 10'd2;
+localparam [9:0] DW_PCICFG_LEN = DW_CAP_PCICFG + 10'd3;
 
 // writable state
-reg [15:0] command_reg = 16'd0;
-reg [63:BAR0_APERTURE] bar0_reg = {(64-BAR0_APERTURE){1'b0}};
-reg [7:0]  interrupt_line_reg = 8'd0;
-reg [15:0] devctl_reg = 16'd0;
-reg [15:0] linkctl_reg = 16'd0;
-reg        msix_enable_reg = 1'b0;
-reg        msix_function_mask_reg = 1'b0;
-reg [7:0]  pcicfg_bar_reg = 8'd0;
-reg [31:0] pcicfg_offset_reg = 32'd0;
-reg [31:0] pcicfg_length_reg = 32'd0;
+reg [15:0] command_reg;
+reg [63:BAR0_APERTURE] bar0_reg;
+reg [7:0]  interrupt_line_reg;
+reg [15:0] devctl_reg;
+reg [15:0] linkctl_reg;
+reg        msix_enable_reg;
+reg        msix_function_mask_reg;
+reg [7:0]  pcicfg_bar_reg;
+reg [31:0] pcicfg_offset_reg;
+reg [31:0] pcicfg_length_reg;
 
 // Command bits the function implements; the rest read as zero
 localparam [15:0] COMMAND_RW_MASK = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY |
@@ -170,51 +178,51 @@ always @* begin
         10'h00F: reg_rdata = {16'h0000, 8'h01, interrupt_line_reg};  // max_lat, min_gnt 0; INTA#
 
         // PCI Express capability (version 2, endpoint)
-        CAP_PCIE_PTR/4 + 0: reg_rdata = {16'h0002, CAP_MSIX_PTR, PCI_CAP_ID_EXP};
+        DW_CAP_PCIE + 10'd0: reg_rdata = {16'h0002, CAP_MSIX_PTR, PCI_CAP_ID_EXP};
         // Device Capabilities: MPS supported, 8-bit tags, role-based error reporting
-        CAP_PCIE_PTR/4 + 1: reg_rdata = {16'h0000, 1'b1, 9'd0, 1'b1, 2'b00, MAX_PAYLOAD_SIZE_SUPPORTED};
-        CAP_PCIE_PTR/4 + 2: reg_rdata = {16'h0000, devctl_reg};
+        DW_CAP_PCIE + 10'd1: reg_rdata = {16'h0000, 1'b1, 9'd0, 1'b1, 2'b00, MAX_PAYLOAD_SIZE_SUPPORTED};
+        DW_CAP_PCIE + 10'd2: reg_rdata = {16'h0000, devctl_reg};
         // Link Capabilities: port 0, no ASPM, width and speed
-        CAP_PCIE_PTR/4 + 3: reg_rdata = {22'd0, LINK_WIDTH, LINK_SPEED};
+        DW_CAP_PCIE + 10'd3: reg_rdata = {22'd0, LINK_WIDTH, LINK_SPEED};
         // Link Control / Status: negotiated at the maximum
-        CAP_PCIE_PTR/4 + 4: reg_rdata = {6'd0, LINK_WIDTH, LINK_SPEED, linkctl_reg};
+        DW_CAP_PCIE + 10'd4: reg_rdata = {6'd0, LINK_WIDTH, LINK_SPEED, linkctl_reg};
 
         // MSI-X capability
-        CAP_MSIX_PTR/4 + 0: reg_rdata = {msix_enable_reg, msix_function_mask_reg, 3'd0, MSIX_TABLE_SIZE,
+        DW_CAP_MSIX + 10'd0: reg_rdata = {msix_enable_reg, msix_function_mask_reg, 3'd0, MSIX_TABLE_SIZE,
                                          CAP_COMMON_PTR, PCI_CAP_ID_MSIX};
-        CAP_MSIX_PTR/4 + 1: reg_rdata = BAR0_MSIX_TABLE_OFFSET;   // BIR 0
-        CAP_MSIX_PTR/4 + 2: reg_rdata = BAR0_MSIX_PBA_OFFSET;     // BIR 0
+        DW_CAP_MSIX + 10'd1: reg_rdata = BAR0_MSIX_TABLE_OFFSET;   // BIR 0
+        DW_CAP_MSIX + 10'd2: reg_rdata = BAR0_MSIX_PBA_OFFSET;     // BIR 0
 
         // virtio COMMON_CFG
-        CAP_COMMON_PTR/4 + 0: reg_rdata = vndr_cap_dw0(CAP_NOTIFY_PTR, 8'd16, VIRTIO_PCI_CAP_COMMON_CFG);
-        CAP_COMMON_PTR/4 + 1: reg_rdata = 32'd0;                  // bar 0, id 0
-        CAP_COMMON_PTR/4 + 2: reg_rdata = BAR0_COMMON_OFFSET;
-        CAP_COMMON_PTR/4 + 3: reg_rdata = COMMON_CFG_LENGTH;
+        DW_CAP_COMMON + 10'd0: reg_rdata = vndr_cap_dw0(CAP_NOTIFY_PTR, 8'd16, VIRTIO_PCI_CAP_COMMON_CFG);
+        DW_CAP_COMMON + 10'd1: reg_rdata = 32'd0;                  // bar 0, id 0
+        DW_CAP_COMMON + 10'd2: reg_rdata = BAR0_COMMON_OFFSET;
+        DW_CAP_COMMON + 10'd3: reg_rdata = COMMON_CFG_LENGTH;
 
         // virtio NOTIFY_CFG
-        CAP_NOTIFY_PTR/4 + 0: reg_rdata = vndr_cap_dw0(CAP_ISR_PTR, 8'd20, VIRTIO_PCI_CAP_NOTIFY_CFG);
-        CAP_NOTIFY_PTR/4 + 1: reg_rdata = 32'd0;
-        CAP_NOTIFY_PTR/4 + 2: reg_rdata = BAR0_NOTIFY_OFFSET;
-        CAP_NOTIFY_PTR/4 + 3: reg_rdata = NOTIFY_CFG_LENGTH;
-        CAP_NOTIFY_PTR/4 + 4: reg_rdata = NOTIFY_OFF_MULTIPLIER;
+        DW_CAP_NOTIFY + 10'd0: reg_rdata = vndr_cap_dw0(CAP_ISR_PTR, 8'd20, VIRTIO_PCI_CAP_NOTIFY_CFG);
+        DW_CAP_NOTIFY + 10'd1: reg_rdata = 32'd0;
+        DW_CAP_NOTIFY + 10'd2: reg_rdata = BAR0_NOTIFY_OFFSET;
+        DW_CAP_NOTIFY + 10'd3: reg_rdata = NOTIFY_CFG_LENGTH;
+        DW_CAP_NOTIFY + 10'd4: reg_rdata = NOTIFY_OFF_MULTIPLIER;
 
         // virtio ISR_CFG
-        CAP_ISR_PTR/4 + 0: reg_rdata = vndr_cap_dw0(CAP_DEVICE_PTR, 8'd16, VIRTIO_PCI_CAP_ISR_CFG);
-        CAP_ISR_PTR/4 + 1: reg_rdata = 32'd0;
-        CAP_ISR_PTR/4 + 2: reg_rdata = BAR0_ISR_OFFSET;
-        CAP_ISR_PTR/4 + 3: reg_rdata = ISR_CFG_LENGTH;
+        DW_CAP_ISR + 10'd0: reg_rdata = vndr_cap_dw0(CAP_DEVICE_PTR, 8'd16, VIRTIO_PCI_CAP_ISR_CFG);
+        DW_CAP_ISR + 10'd1: reg_rdata = 32'd0;
+        DW_CAP_ISR + 10'd2: reg_rdata = BAR0_ISR_OFFSET;
+        DW_CAP_ISR + 10'd3: reg_rdata = ISR_CFG_LENGTH;
 
         // virtio DEVICE_CFG
-        CAP_DEVICE_PTR/4 + 0: reg_rdata = vndr_cap_dw0(CAP_PCICFG_PTR, 8'd16, VIRTIO_PCI_CAP_DEVICE_CFG);
-        CAP_DEVICE_PTR/4 + 1: reg_rdata = 32'd0;
-        CAP_DEVICE_PTR/4 + 2: reg_rdata = BAR0_DEVICE_OFFSET;
-        CAP_DEVICE_PTR/4 + 3: reg_rdata = DEVICE_CFG_LENGTH;
+        DW_CAP_DEVICE + 10'd0: reg_rdata = vndr_cap_dw0(CAP_PCICFG_PTR, 8'd16, VIRTIO_PCI_CAP_DEVICE_CFG);
+        DW_CAP_DEVICE + 10'd1: reg_rdata = 32'd0;
+        DW_CAP_DEVICE + 10'd2: reg_rdata = BAR0_DEVICE_OFFSET;
+        DW_CAP_DEVICE + 10'd3: reg_rdata = DEVICE_CFG_LENGTH;
 
         // virtio PCI_CFG: bar, offset and length are driver-writable; pci_cfg_data is the window
-        CAP_PCICFG_PTR/4 + 0: reg_rdata = vndr_cap_dw0(8'h00, 8'd20, VIRTIO_PCI_CAP_PCI_CFG);
-        CAP_PCICFG_PTR/4 + 1: reg_rdata = pcicfg_lo;
-        CAP_PCICFG_PTR/4 + 2: reg_rdata = pcicfg_offset_reg;
-        CAP_PCICFG_PTR/4 + 3: reg_rdata = pcicfg_length_reg;
+        DW_CAP_PCICFG + 10'd0: reg_rdata = vndr_cap_dw0(8'h00, 8'd20, VIRTIO_PCI_CAP_PCI_CFG);
+        DW_CAP_PCICFG + 10'd1: reg_rdata = pcicfg_lo;
+        DW_CAP_PCICFG + 10'd2: reg_rdata = pcicfg_offset_reg;
+        DW_CAP_PCICFG + 10'd3: reg_rdata = pcicfg_length_reg;
 
         default: reg_rdata = 32'd0;
     endcase

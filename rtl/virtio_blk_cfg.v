@@ -38,10 +38,10 @@ module virtio_blk_cfg #
      */
     input  wire         capacity_valid,
     input  wire [63:0]  capacity,
-    output reg          cfg_changed = 1'b0
+    output reg          cfg_changed
 );
 
-reg [63:0] capacity_reg = CAPACITY;
+reg [63:0] capacity_reg;
 
 always @* begin
     case (reg_addr)

@@ -49,8 +49,8 @@ module virtio_pci_common #
     input  wire                          cmd_intx_disable,
     output wire                          intx_assert,
     output wire                          intx_status,
-    output reg                           msix_req_valid = 1'b0,
-    output reg  [10:0]                   msix_req_vector = 11'd0,
+    output reg                           msix_req_valid,
+    output reg  [10:0]                   msix_req_vector,
 
     /*
      * Device side
@@ -60,8 +60,8 @@ module virtio_pci_common #
     input  wire                          dev_needs_reset,     // unrecoverable error (one cycle)
     input  wire                          dev_quiesced,        // no DMA or back-end work in flight
     output wire                          driver_ok,           // DRIVER_OK after a successful FEATURES_OK
-    output reg                           notify_valid = 1'b0, // doorbell for an enabled queue
-    output reg  [QUEUE_INDEX_WIDTH-1:0]  notify_queue = {QUEUE_INDEX_WIDTH{1'b0}}
+    output reg                           notify_valid, // doorbell for an enabled queue
+    output reg  [QUEUE_INDEX_WIDTH-1:0]  notify_queue
 );
 
 `include "virtio_pci_defs.vh"
@@ -84,38 +84,38 @@ initial begin
 end
 
 // dword numbers inside the common configuration page
-localparam [9:0] DW_DFSELECT = VIRTIO_PCI_COMMON_DFSELECT / 4;
-localparam [9:0] DW_DF       = VIRTIO_PCI_COMMON_DF / 4;
-localparam [9:0] DW_GFSELECT = VIRTIO_PCI_COMMON_GFSELECT / 4;
-localparam [9:0] DW_GF       = VIRTIO_PCI_COMMON_GF / 4;
-localparam [9:0] DW_MSIX     = VIRTIO_PCI_COMMON_MSIX / 4;      // config_msix_vector, num_queues
-localparam [9:0] DW_STATUS   = VIRTIO_PCI_COMMON_STATUS / 4;    // device_status, config_generation, queue_select
-localparam [9:0] DW_Q_SIZE   = VIRTIO_PCI_COMMON_Q_SIZE / 4;    // queue_size, queue_msix_vector
-localparam [9:0] DW_Q_ENABLE = VIRTIO_PCI_COMMON_Q_ENABLE / 4;  // queue_enable, queue_notify_off
-localparam [9:0] DW_Q_DESCLO = VIRTIO_PCI_COMMON_Q_DESCLO / 4;
-localparam [9:0] DW_Q_DESCHI = VIRTIO_PCI_COMMON_Q_DESCHI / 4;
-localparam [9:0] DW_Q_AVAILLO = VIRTIO_PCI_COMMON_Q_AVAILLO / 4;
-localparam [9:0] DW_Q_AVAILHI = VIRTIO_PCI_COMMON_Q_AVAILHI / 4;
-localparam [9:0] DW_Q_USEDLO = VIRTIO_PCI_COMMON_Q_USEDLO / 4;
-localparam [9:0] DW_Q_USEDHI = VIRTIO_PCI_COMMON_Q_USEDHI / 4;
-localparam [9:0] DW_Q_NDATA  = VIRTIO_PCI_COMMON_Q_NDATA / 4;   // queue_notif_config_data, queue_reset
+localparam [9:0] DW_DFSELECT = {4'd0, VIRTIO_PCI_COMMON_DFSELECT[7:2]};
+localparam [9:0] DW_DF = {4'd0, VIRTIO_PCI_COMMON_DF[7:2]};
+localparam [9:0] DW_GFSELECT = {4'd0, VIRTIO_PCI_COMMON_GFSELECT[7:2]};
+localparam [9:0] DW_GF = {4'd0, VIRTIO_PCI_COMMON_GF[7:2]};
+localparam [9:0] DW_MSIX = {4'd0, VIRTIO_PCI_COMMON_MSIX[7:2]};      // config_msix_vector, num_queues
+localparam [9:0] DW_STATUS = {4'd0, VIRTIO_PCI_COMMON_STATUS[7:2]};    // device_status, config_generation, queue_select
+localparam [9:0] DW_Q_SIZE = {4'd0, VIRTIO_PCI_COMMON_Q_SIZE[7:2]};    // queue_size, queue_msix_vector
+localparam [9:0] DW_Q_ENABLE = {4'd0, VIRTIO_PCI_COMMON_Q_ENABLE[7:2]};  // queue_enable, queue_notify_off
+localparam [9:0] DW_Q_DESCLO = {4'd0, VIRTIO_PCI_COMMON_Q_DESCLO[7:2]};
+localparam [9:0] DW_Q_DESCHI = {4'd0, VIRTIO_PCI_COMMON_Q_DESCHI[7:2]};
+localparam [9:0] DW_Q_AVAILLO = {4'd0, VIRTIO_PCI_COMMON_Q_AVAILLO[7:2]};
+localparam [9:0] DW_Q_AVAILHI = {4'd0, VIRTIO_PCI_COMMON_Q_AVAILHI[7:2]};
+localparam [9:0] DW_Q_USEDLO = {4'd0, VIRTIO_PCI_COMMON_Q_USEDLO[7:2]};
+localparam [9:0] DW_Q_USEDHI = {4'd0, VIRTIO_PCI_COMMON_Q_USEDHI[7:2]};
+localparam [9:0] DW_Q_NDATA = {4'd0, VIRTIO_PCI_COMMON_Q_NDATA[7:2]};   // queue_notif_config_data, queue_reset
 
 localparam OFFER_RING_RESET = DEVICE_FEATURES[VIRTIO_F_RING_RESET];
 
 // ---- device-level state
-reg [31:0] device_feature_select_reg = 32'd0;
-reg [31:0] driver_feature_select_reg = 32'd0;
-reg [63:0] driver_features_reg = 64'd0;
-reg [15:0] config_msix_vector_reg = VIRTIO_MSI_NO_VECTOR;
-reg [7:0]  device_status_reg = 8'd0;
-reg        reset_pending_reg = 1'b0;
-reg [7:0]  config_generation_reg = 8'd0;
+reg [31:0] device_feature_select_reg;
+reg [31:0] driver_feature_select_reg;
+reg [63:0] driver_features_reg;
+reg [15:0] config_msix_vector_reg;
+reg [7:0]  device_status_reg;
+reg        reset_pending_reg;
+reg [7:0]  config_generation_reg;
 // set by any read of the device config or of config_generation: the next change must bump the
 // generation; cleared by the bump. A change the driver cannot have seen yet does not bump it
 // again, so 256 changes between two driver reads can never wrap it back to the old value.
-reg        config_observed_reg = 1'b0;
-reg [15:0] queue_select_reg = 16'd0;
-reg [1:0]  isr_reg = 2'b00;
+reg        config_observed_reg;
+reg [15:0] queue_select_reg;
+reg [1:0]  isr_reg;
 
 // ---- per-queue state, banked by queue_select
 reg [15:0] queue_size_reg [0:NUM_QUEUES-1];
@@ -148,7 +148,7 @@ endfunction
 
 // a vector the MSI-X table cannot hold reads back as "no vector" (mapping failed)
 function [15:0] valid_vector(input [15:0] vector);
-    valid_vector = vector < MSIX_VECTORS ? vector : VIRTIO_MSI_NO_VECTOR;
+    valid_vector = vector < MSIX_VECTORS[15:0] ? vector : VIRTIO_MSI_NO_VECTOR;
 endfunction
 
 // a queue size is accepted if it is a non-zero power of two no larger than the maximum

@@ -79,6 +79,7 @@ module virtio_pci_completer #
 
 localparam LANE_WIDTH = STRB_WIDTH > 1 ? $clog2(STRB_WIDTH) : 1;
 localparam BAR_DW_WIDTH = BAR0_APERTURE - 2;
+localparam [LANE_WIDTH-1:0] LANE_LAST = STRB_WIDTH[LANE_WIDTH-1:0] - 1'b1;
 
 initial begin
     if (DATA_WIDTH != 64 && DATA_WIDTH != 128 && DATA_WIDTH != 256) begin
@@ -117,55 +118,54 @@ localparam [3:0]
     ST_RD_HDR  = 4'd8,  // start the next read completion
     ST_RD_DATA = 4'd9;  // read dwords into beats and send them
 
-reg [3:0] state_reg = ST_IDLE;
+reg [3:0] state_reg;
 
 // ---- header fields of the request being served
-reg [15:0] req_id_reg = 16'd0;
-reg [9:0]  req_tag_reg = 10'd0;
-reg [2:0]  req_tc_reg = 3'd0;
-reg [2:0]  req_attr_reg = 3'd0;
-reg [10:0] req_len_reg = 11'd0;
-reg [3:0]  req_first_be_reg = 4'd0;
-reg [3:0]  req_last_be_reg = 4'd0;
-reg [15:0] cpl_completer_id_reg = 16'd0;
-reg [9:0]  cfg_addr_reg = 10'd0;
-reg        mem_wr_ok_reg = 1'b0;     // the write hits BAR0 and is well formed
-reg [3:0]  after_drain_reg = ST_IDLE;
+reg [15:0] req_id_reg;
+reg [9:0]  req_tag_reg;
+reg [2:0]  req_tc_reg;
+reg [2:0]  req_attr_reg;
+reg [3:0]  req_first_be_reg;
+reg [3:0]  req_last_be_reg;
+reg [15:0] cpl_completer_id_reg;
+reg [9:0]  cfg_addr_reg;
+reg        mem_wr_ok_reg;     // the write hits BAR0 and is well formed
+reg [3:0]  after_drain_reg;
 
 // ---- captured bus and device number (from type-0 configuration writes)
-reg [7:0] bus_num_reg = 8'd0;
-reg [4:0] device_num_reg = 5'd0;
+reg [7:0] bus_num_reg;
+reg [4:0] device_num_reg;
 assign bus_num = bus_num_reg;
 assign device_num = device_num_reg;
 
 // ---- payload walk
-reg [LANE_WIDTH-1:0] lane_reg = {LANE_WIDTH{1'b0}};
-reg [10:0] dw_left_reg = 11'd0;     // dwords of the request still to transfer
-reg        dw_first_reg = 1'b0;     // the next dword is the request's first
-reg [BAR_DW_WIDTH-1:0] bar_dw_reg = {BAR_DW_WIDTH{1'b0}};
+reg [LANE_WIDTH-1:0] lane_reg;
+reg [10:0] dw_left_reg;     // dwords of the request still to transfer
+reg        dw_first_reg;     // the next dword is the request's first
+reg [BAR_DW_WIDTH-1:0] bar_dw_reg;
 
 // ---- completion under construction
-reg [2:0]  cpl_status_reg = CPL_STATUS_SC;
-reg [6:0]  cpl_lower_addr_reg = 7'd0;   // of a one-beat completion: 0 except for memory reads
-reg [31:0] cpl_data_reg = 32'd0;
-reg        cpl_has_data_reg = 1'b0;
-reg [12:0] bc_left_reg = 13'd0;     // byte count still to return
-reg [10:0] cpl_dw_left_reg = 11'd0; // dwords left in the current completion
-reg [127:0] cpl_hdr_reg = 128'd0;
-reg [DATA_WIDTH-1:0] acc_data_reg = {DATA_WIDTH{1'b0}};
-reg [STRB_WIDTH-1:0] acc_strb_reg = {STRB_WIDTH{1'b0}};
-reg        acc_full_reg = 1'b0;
-reg        acc_last_reg = 1'b0;
-reg        beat_first_reg = 1'b0;
+reg [2:0]  cpl_status_reg;
+reg [6:0]  cpl_lower_addr_reg;   // of a one-beat completion: 0 except for memory reads
+reg [31:0] cpl_data_reg;
+reg        cpl_has_data_reg;
+reg [12:0] bc_left_reg;     // byte count still to return
+reg [10:0] cpl_dw_left_reg; // dwords left in the current completion
+reg [127:0] cpl_hdr_reg;
+reg [DATA_WIDTH-1:0] acc_data_reg;
+reg [STRB_WIDTH-1:0] acc_strb_reg;
+reg        acc_full_reg;
+reg        acc_last_reg;
+reg        beat_first_reg;
 
 // ---- PCI_CFG window data register
-reg [31:0] pcicfg_data_reg = 32'd0;
+reg [31:0] pcicfg_data_reg;
 
 // ---- output register
-reg [DATA_WIDTH-1:0] tx_data_reg = {DATA_WIDTH{1'b0}};
-reg [STRB_WIDTH-1:0] tx_strb_reg = {STRB_WIDTH{1'b0}};
-reg [127:0] tx_hdr_reg = 128'd0;
-reg tx_valid_reg = 1'b0, tx_sop_reg = 1'b0, tx_eop_reg = 1'b0;
+reg [DATA_WIDTH-1:0] tx_data_reg;
+reg [STRB_WIDTH-1:0] tx_strb_reg;
+reg [127:0] tx_hdr_reg;
+reg tx_valid_reg, tx_sop_reg, tx_eop_reg;
 
 assign tx_cpl_tlp_data = tx_data_reg;
 assign tx_cpl_tlp_strb = tx_strb_reg;
@@ -237,7 +237,7 @@ wire [1:0]  rd_low_offset = dw_first_reg ? be_low(req_first_be_reg) : 2'd0;
 
 // ---- the current payload dword and its byte enables
 wire [31:0] rx_dw = rx_req_tlp_data[lane_reg*32 +: 32];
-wire        lane_last = lane_reg == STRB_WIDTH - 1;
+wire        lane_last = lane_reg == LANE_LAST;
 wire        lane_next_empty = lane_last ? 1'b1 : !rx_req_tlp_strb[lane_reg + 1'b1];
 wire [3:0]  dw_be = dw_first_reg ? req_first_be_reg : (dw_left_reg == 11'd1 ? req_last_be_reg : 4'b1111);
 // the write beat is done when its last lane is used, the request's payload ends, or the TLP ends early
@@ -253,7 +253,7 @@ wire [4:0] win_shift = {pcicfg_offset[1:0], 3'b000};
 wire [31:0] win_byte_mask = {{8{win_len_mask[3]}}, {8{win_len_mask[2]}}, {8{win_len_mask[1]}}, {8{win_len_mask[0]}}};
 wire [31:0] win_rdata = (bar_reg_rdata >> win_shift) & win_byte_mask;
 
-wire cfg_is_window = cfg_addr_reg == {2'b00, CAP_PCICFG_DATA[7:2]};
+wire cfg_is_window = cfg_addr_reg == {4'd0, CAP_PCICFG_DATA[7:2]};
 
 // ---- register-port drive and rx_req ready
 reg rx_ready;
@@ -327,7 +327,6 @@ always @(posedge clk) begin
                 req_tag_reg <= {hdr_t9, hdr_t8, hdr_tag};
                 req_tc_reg <= hdr_tc;
                 req_attr_reg <= {hdr_attr2, hdr_attr};
-                req_len_reg <= hdr_len;
                 req_first_be_reg <= hdr_first_be;
                 req_last_be_reg <= hdr_last_be;
                 cfg_addr_reg <= hdr_cfg_reg;
@@ -477,6 +476,7 @@ always @(posedge clk) begin
             bc_left_reg <= bc_left_reg - ({rd_cpl_dw, 2'b00} - {11'd0, rd_low_offset});
             acc_full_reg <= 1'b0;
             acc_strb_reg <= {STRB_WIDTH{1'b0}};
+            acc_data_reg <= {DATA_WIDTH{1'b0}};
             beat_first_reg <= 1'b1;
             lane_reg <= {LANE_WIDTH{1'b0}};
             state_reg <= ST_RD_DATA;

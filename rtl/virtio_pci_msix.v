@@ -60,6 +60,7 @@ module virtio_pci_msix #
 
 localparam VECTOR_WIDTH = VECTORS > 1 ? $clog2(VECTORS) : 1;
 localparam PBA_DWORDS = (VECTORS + 31) / 32;
+localparam [VECTOR_WIDTH-1:0] VECTOR_LAST = VECTORS[VECTOR_WIDTH-1:0] - 1'b1;
 
 // memory write TLP fmt/type
 localparam [2:0] FMT_3DW_DATA = 3'b010;
@@ -80,15 +81,15 @@ end
 reg [31:0] msg_addr_lo [0:VECTORS-1];
 reg [31:0] msg_addr_hi [0:VECTORS-1];
 reg [31:0] msg_data [0:VECTORS-1];
-reg [VECTORS-1:0] vector_mask_reg = {VECTORS{1'b1}};
-reg [VECTORS-1:0] pending_reg = {VECTORS{1'b0}};
-reg [VECTORS-1:0] request_reg = {VECTORS{1'b0}};
+reg [VECTORS-1:0] vector_mask_reg;
+reg [VECTORS-1:0] pending_reg;
+reg [VECTORS-1:0] request_reg;
 
-reg [VECTOR_WIDTH-1:0] scan_reg = {VECTOR_WIDTH{1'b0}};
+reg [VECTOR_WIDTH-1:0] scan_reg;
 
-reg [127:0] tx_hdr_reg = 128'd0;
-reg [31:0]  tx_data_reg = 32'd0;
-reg         tx_valid_reg = 1'b0;
+reg [127:0] tx_hdr_reg;
+reg [31:0]  tx_data_reg;
+reg         tx_valid_reg;
 
 assign tx_msg_tlp_hdr = tx_hdr_reg;
 assign tx_msg_tlp_data = {{(DATA_WIDTH-32){1'b0}}, tx_data_reg};
@@ -107,7 +108,7 @@ endfunction
 
 // table: entry = reg_addr[9:2], field = reg_addr[1:0] (address low, address high, data, vector control)
 wire [7:0] entry = reg_addr[9:2];
-wire entry_valid = entry < VECTORS;
+wire entry_valid = {1'b0, entry} < VECTORS[8:0];
 wire [VECTOR_WIDTH-1:0] entry_index = entry[VECTOR_WIDTH-1:0];
 
 integer i;
@@ -121,7 +122,7 @@ always @* begin
             2'd2: reg_rdata = msg_data[entry_index];
             default: reg_rdata = {31'd0, vector_mask_reg[entry_index]};
         endcase
-    end else if (pba_sel && reg_addr < PBA_DWORDS) begin
+    end else if (pba_sel && reg_addr < PBA_DWORDS[9:0]) begin
         for (i = 0; i < 32; i = i + 1)
             if (reg_addr * 32 + i < VECTORS)
                 reg_rdata[i] = pending_reg[reg_addr * 32 + i];
@@ -168,11 +169,11 @@ always @(posedge clk) begin
                 tx_hdr_reg[31:0] <= scan_64 ? scan_addr_lo : 32'd0;
             end
         end
-        scan_reg <= scan_reg == VECTORS - 1 ? {VECTOR_WIDTH{1'b0}} : scan_reg + 1'b1;
+        scan_reg <= scan_reg == VECTOR_LAST ? {VECTOR_WIDTH{1'b0}} : scan_reg + 1'b1;
     end
 
     // new requests (ignored while MSI-X is off: the event then goes through the ISR and INTx)
-    if (req_valid && msix_enable && req_vector < VECTORS)
+    if (req_valid && msix_enable && req_vector < VECTORS[10:0])
         request_reg[req_vector[VECTOR_WIDTH-1:0]] <= 1'b1;
 
     if (rst) begin

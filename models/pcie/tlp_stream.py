@@ -169,7 +169,15 @@ class TlpStreamSink(_TlpStreamBase):
                 if not eop and strb != (1 << self.lanes) - 1:
                     self.on_error(f"{self.prefix}: beat before eop is not full (strb 0x{strb:x})")
                 n = strb.bit_length()
-                data = self.data.value.to_unsigned()
+                value = self.data.value
+                if value.is_resolvable:
+                    data = value.to_unsigned()
+                else:
+                    # lanes outside the strobe may be X; the enabled ones may not
+                    bits = str(value)[len(value) - 32 * n:] if n else ""
+                    if any(c not in "01" for c in bits):
+                        self.on_error(f"{self.prefix}: X/Z in enabled payload lanes: {bits}")
+                    data = int(bits.replace("x", "0").replace("z", "0").replace("X", "0").replace("Z", "0") or "0", 2)
                 payload += (data & ((1 << (32 * n)) - 1)).to_bytes(4 * n, "little") if n else b""
                 if eop:
                     in_tlp = False
