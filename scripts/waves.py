@@ -40,12 +40,32 @@ PORT_GROUPS = [
 
 #: Signals of the "registers" group, as paths relative to the top level.
 REGISTER_SIGNALS = [
+    "u_func.u_completer.state_reg",
+    "u_func.u_completer.bus_num_reg",
+    "u_func.u_completer.device_num_reg",
+    "u_func.bar_reg_addr",
+    "u_func.bar_reg_wr",
+    "u_func.bar_reg_rd",
+    "u_func.reg_be",
+    "u_func.reg_wdata",
+    "u_func.bar_reg_rdata",
+    "u_func.cfg_reg_addr",
+    "u_func.cfg_reg_wr",
+    "u_func.cfg_reg_rdata",
     "u_func.u_common.device_status_reg",
+    "u_func.u_common.reset_pending_reg",
+    "u_func.u_common.driver_features_reg",
     "u_func.u_common.queue_select_reg",
     "u_func.u_common.config_generation_reg",
+    "u_func.u_common.config_msix_vector_reg",
     "u_func.u_common.isr_reg",
     "u_func.u_msix.msix_enable",
     "u_func.u_msix.function_mask",
+    "u_func.u_msix.vector_mask_reg",
+    "u_func.u_msix.pending_reg",
+    "intx_assert",
+    "notify_valid",
+    "notify_queue",
 ]
 
 
