@@ -45,3 +45,8 @@ def test_negotiation(sim, config):
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_reset(sim, config):
     _run(sim, "virtio_reset", config)
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_interrupts(sim, config):
+    _run(sim, "virtio_interrupts", config)

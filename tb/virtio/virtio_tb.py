@@ -580,6 +580,7 @@ class VirtioTB:
             vector = None if queue_vectors is None else queue_vectors[q]
             await self.setup_queue(q, vector=vector)
         await self.add_status(VIRTIO_CONFIG_S_DRIVER_OK)
+        await self.flush()
         return features
 
     async def notify_addr(self, q):
