@@ -50,3 +50,8 @@ def test_reset(sim, config):
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_interrupts(sim, config):
     _run(sim, "virtio_interrupts", config)
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_doorbells(sim, config):
+    _run(sim, "virtio_doorbells", config)
