@@ -100,6 +100,9 @@ localparam [4:0] TYPE_CFG0    = 5'b00100;
 localparam [4:0] TYPE_CFG1    = 5'b00101;
 localparam [4:0] TYPE_CPL     = 5'b01010;
 localparam [4:0] TYPE_CPL_LK  = 5'b01011;
+localparam [4:0] TYPE_FETCH_ADD = 5'b01100;
+localparam [4:0] TYPE_SWAP    = 5'b01101;
+localparam [4:0] TYPE_CAS     = 5'b01110;
 localparam [2:0] FMT_CPL      = 3'b000;
 localparam [2:0] FMT_CPL_DATA = 3'b010;
 localparam [2:0] CPL_STATUS_SC = 3'b000;
@@ -221,6 +224,7 @@ wire is_mem = hdr_type == TYPE_MEM && !hdr_prefix;
 wire is_cfg0 = hdr_type == TYPE_CFG0 && !hdr_prefix;
 wire is_msg = hdr_type[4:3] == 2'b10;
 wire is_cpl = hdr_type == TYPE_CPL || hdr_type == TYPE_CPL_LK;
+wire is_atomic = (hdr_type == TYPE_FETCH_ADD || hdr_type == TYPE_SWAP || hdr_type == TYPE_CAS) && !hdr_prefix;
 // posted requests never get a completion; everything else we do not implement gets UR
 wire is_posted = (is_mem && hdr_has_data) || is_msg || is_cpl || hdr_prefix;
 
@@ -228,6 +232,10 @@ wire is_posted = (is_mem && hdr_has_data) || is_msg || is_cpl || hdr_prefix;
 wire [12:0] hdr_byte_count = hdr_len == 11'd1 ?
     (hdr_first_be == 4'd0 ? 13'd1 : {11'd0, be_high(hdr_first_be)} - {11'd0, be_low(hdr_first_be)} + 13'd1) :
     {hdr_len, 2'b00} - {11'd0, be_low(hdr_first_be)} - (13'd3 - {11'd0, be_high(hdr_last_be)});
+
+// byte count of an AtomicOp completion: the operand size (PCIe base spec 2.2.9), that is the
+// payload, or half of it for CAS (compare and swap values)
+wire [12:0] hdr_atomic_operand_bytes = hdr_type == TYPE_CAS ? {1'b0, hdr_len, 1'b0} : {hdr_len, 2'b00};
 
 // ---- read-completion sizing
 wire [10:0] mps_dw = 11'd32 << max_payload_size;
@@ -379,6 +387,8 @@ always @(posedge clk) begin
                         bc_left_reg <= hdr_byte_count;
                         cpl_lower_addr_reg <= {hdr_addr[6:2], be_low(hdr_first_be)};
                     end
+                    if (is_atomic)
+                        bc_left_reg <= hdr_atomic_operand_bytes;
                     after_drain_reg <= ST_CPL;
                     state_reg <= hdr_has_data ? ST_DRAIN : ST_CPL;
                 end
