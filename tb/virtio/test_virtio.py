@@ -55,3 +55,8 @@ def test_interrupts(sim, config):
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_doorbells(sim, config):
     _run(sim, "virtio_doorbells", config)
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_random(sim, config):
+    _run(sim, "virtio_random", config)

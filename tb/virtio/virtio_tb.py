@@ -300,6 +300,7 @@ class VirtioTB:
         self.pci = None
         self.caps = {}               # cfg_type -> Structure (the first capability of each type)
         self.vendor_caps = []        # every virtio vendor capability in list order
+        self.pci_caps = {}           # capability id -> config-space offset (the first of each id)
         self.msix_cap = None
         self.msix_table_size = 0
         self.msix_table = None       # (window, offset)
@@ -338,6 +339,7 @@ class VirtioTB:
             ttl -= 1
             dw0 = await self.cfg_read(ptr, 4)
             cap_id, nxt = dw0 & 0xFF, (dw0 >> 8) & 0xFC
+            self.pci_caps.setdefault(cap_id, ptr)
             if cap_id == PCI_CAP_ID_VNDR:
                 cap_len = (dw0 >> 16) & 0xFF
                 cfg_type = dw0 >> 24
