@@ -13,8 +13,9 @@
  * Read completions are split at naturally aligned Max_Payload_Size boundaries.
  * Everything else gets the PCIe answer: UR for non-posted requests we do not
  * implement (other functions, type 1, I/O, locked reads, atomics, a BAR miss,
- * memory space disabled, a read crossing 4 KiB); posted requests that miss or
- * are malformed are dropped.
+ * memory space disabled, a read crossing 4 KiB, a poisoned config write);
+ * posted requests that miss, are malformed or carry poisoned data (BAR0 holds
+ * only control registers) are dropped.
  */
 module virtio_pci_completer #
 (
@@ -199,6 +200,7 @@ wire        hdr_t9 = hdr_dw0[23];           // T9 (10-bit tag)
 wire [2:0]  hdr_tc = hdr_dw0[22:20];        // TC
 wire        hdr_t8 = hdr_dw0[19];           // T8 (10-bit tag)
 wire        hdr_attr2 = hdr_dw0[18];        // Attr[2] (ID-based ordering)
+wire        hdr_ep = hdr_dw0[14];           // EP (poisoned data)
 wire [1:0]  hdr_attr = hdr_dw0[13:12];      // Attr[1:0] (relaxed ordering, no snoop)
 wire [9:0]  hdr_length = hdr_dw0[9:0];      // Length (0 means 1024)
 wire [15:0] hdr_requester_id = hdr_dw1[31:16]; // Requester ID
@@ -349,8 +351,10 @@ always @(posedge clk) begin
                 after_drain_reg <= ST_IDLE;
 
                 if (is_mem && hdr_has_data) begin
-                    // memory write: dropped silently when it misses BAR0 or is malformed
-                    mem_wr_ok_reg <= hdr_bar_hit && !hdr_crosses_4k && !hdr_over_mps;
+                    // memory write: dropped silently when it misses BAR0 or is malformed, and
+                    // when its data is poisoned: poisoned data must not modify a control register
+                    // (PCIe base spec 2.7.2.2)
+                    mem_wr_ok_reg <= hdr_bar_hit && !hdr_crosses_4k && !hdr_over_mps && !hdr_ep;
                     state_reg <= ST_MEM_WR;
                 end else if (is_mem) begin
                     // memory read
@@ -362,8 +366,8 @@ always @(posedge clk) begin
                         cpl_status_reg <= CPL_STATUS_UR;
                         state_reg <= ST_CPL;
                     end
-                end else if (is_cfg0 && hdr_cfg_target[2:0] == 3'd0) begin
-                    // type-0 configuration request to function 0
+                end else if (is_cfg0 && hdr_cfg_target[2:0] == 3'd0 && !(hdr_has_data && hdr_ep)) begin
+                    // type-0 configuration request to function 0 (a poisoned write gets UR below)
                     cpl_completer_id_reg <= hdr_cfg_target;
                     bc_left_reg <= 13'd4;
                     if (hdr_has_data) begin
@@ -377,8 +381,8 @@ always @(posedge clk) begin
                     // messages, stray completions, prefixed TLPs: consume and drop
                     state_reg <= hdr_has_data ? ST_DRAIN : ST_IDLE;
                 end else begin
-                    // unsupported non-posted request: UR (config to another function, type 1, I/O,
-                    // locked read, atomics)
+                    // unsupported non-posted request: UR (config to another function, poisoned
+                    // config write, type 1, I/O, locked read, atomics)
                     cpl_status_reg <= CPL_STATUS_UR;
                     bc_left_reg <= 13'd4;
                     if (is_cfg0 || hdr_type == TYPE_CFG1 || hdr_type == TYPE_IO)
