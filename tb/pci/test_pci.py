@@ -341,6 +341,12 @@ class MsixTableModel:
             value = int.from_bytes(data[4 * k:4 * k + 4], "little")
             self.write_dword(page_offset // 4 + k, value, be)
 
+    def write_bytes(self, page_offset, data):
+        """A write of arbitrary bytes, as the root complex splits it into dwords and byte enables."""
+        for k, byte in enumerate(data):
+            offset = page_offset + k
+            self.write_dword(offset // 4, byte << (8 * (offset % 4)), 1 << (offset % 4))
+
     def image(self):
         return b"".join(dw.to_bytes(4, "little") for dw in self.dwords)
 
@@ -360,6 +366,7 @@ class TB:
         self.rng = random.Random(seed)
         self._tags = itertools.cycle(INJECT_TAGS)
         self.mps = None
+        self.captured_id = None
         self.table = MsixTableModel(MSIX_VECTORS)
 
     @classmethod
@@ -389,9 +396,15 @@ class TB:
 
     # ---- identity
     @property
-    def completer_id(self):
-        """Our function's id: the bus and device number the root complex assigned."""
+    def assigned_id(self):
+        """Our function's id as the root complex assigned it."""
         return PcieId(self.dev.bus_num, self.dev.device_num, 0)
+
+    @property
+    def completer_id(self):
+        """The id memory-read completions must carry: the bus and device number of the last
+        type-0 configuration write (normally the root complex's)."""
+        return self.captured_id if self.captured_id is not None else self.assigned_id
 
     # ---- configuration space
     async def cfg_read(self, offset, size=4):
@@ -950,6 +963,531 @@ async def run_command_status(dut):
 
 
 # ============================================================================================
+# 4. Unsupported requests and dropped requests
+# ============================================================================================
+
+
+def atomic_tlp(tb, fmt_type, addr, operands):
+    tlp = Tlp()
+    tlp.fmt_type = fmt_type
+    tlp.requester_id = INJECT_REQUESTER
+    tlp.tag = tb.next_tag()
+    tlp.address = addr
+    tlp.data = bytearray(operands)
+    tlp.length = len(operands) // 4
+    tlp.first_be = 0xF
+    tlp.last_be = 0xF if tlp.length > 1 else 0
+    return tlp
+
+
+@cocotb.test(timeout_time=20, timeout_unit="ms")
+@cocotb.parametrize(traffic=TRAFFIC)
+async def run_unsupported_requests(dut, traffic):
+    """Requests the function does not implement get a UR completion with the right completer
+    id, requester id, tag (8 and 10 bits), TC/Attr, byte count and lower address; posted
+    requests that miss BAR0 or are malformed, messages and stray completions are dropped
+    without an answer and without an effect, and the function keeps working; poisoned writes
+    change nothing.
+
+    PCI-01 (PCIe completer rules). Cases: type-0 config to functions 1-7, type-1 config, I/O
+    read and write, locked read, AtomicOps (FetchAdd, Swap, CAS at 32 and 64 bits), memory reads
+    outside BAR0 and crossing 4 KiB; memory writes outside BAR0 (no aliasing), longer than
+    Max_Payload_Size or crossing 4 KiB; messages (local, by ID, by address, broadcast, with and
+    without data); a completion arriving on the request stream; poisoned memory, config and
+    pci_cfg_data writes.
+    """
+    tb = await TB.create(dut, traffic, seed=7)
+    me = tb.completer_id
+    four_dw = tb.bar0 >= 1 << 32
+    await tb.set_mps(128)
+    await tb.fill_msix_table()
+    await tb.snapshot_bar0()
+    data_reg = MSIX_TABLE_OFFSET + 4 * MSIX_DATA
+    data_value = tb.table.dwords[MSIX_DATA]
+    command = await tb.cfg_read(PCI_COMMAND, 2)
+
+    # ---- configuration requests for functions 1..7: UR from the addressed function
+    for function in range(1, 8):
+        target = PcieId(me.bus, me.device, function)
+        for tag in (tb.next_tag(), TEN_BIT_TAGS[function % len(TEN_BIT_TAGS)]):
+            tlp = tb.cfg_tlp(TlpType.CFG_READ_0, target, PCI_VENDOR_ID, tag=tag)
+            tb.check_cpl(tlp, await tb.inject(tlp), UR, target, 4, 0)
+        tlp = tb.cfg_tlp(TlpType.CFG_WRITE_0, target, PCI_COMMAND, 0)
+        tb.check_cpl(tlp, await tb.inject(tlp), UR, target, 4, 0)
+    assert await tb.cfg_read(PCI_COMMAND, 2) == command, "a config write to another function hit function 0"
+
+    # ---- type-1 configuration (an endpoint has no secondary bus), even addressed to us
+    tlp = tb.cfg_tlp(TlpType.CFG_READ_1, me, PCI_VENDOR_ID)
+    tb.check_cpl(tlp, await tb.inject(tlp), UR, me, 4, 0)
+    tlp = tb.cfg_tlp(TlpType.CFG_WRITE_1, me, PCI_COMMAND, 0)
+    tb.check_cpl(tlp, await tb.inject(tlp), UR, me, 4, 0)
+    assert await tb.cfg_read(PCI_COMMAND, 2) == command, "a type-1 config write took effect"
+
+    # ---- I/O space: there is no I/O BAR
+    for fmt_type, data in ((TlpType.IO_READ, None), (TlpType.IO_WRITE, b"\x01\x02\x03\x04")):
+        for tag in (tb.next_tag(), 0x3FF):
+            tlp = Tlp()
+            tlp.fmt_type = fmt_type
+            tlp.requester_id = INJECT_REQUESTER
+            tlp.tag = tag
+            tlp.address = 0x1000 | (tb.bar0 & 0xFFFF_0000)
+            tlp.length = 1
+            tlp.first_be = 0xF
+            if data:
+                tlp.data = bytearray(data)
+            tb.check_cpl(tlp, await tb.inject(tlp), UR, me, 4, 0)
+
+    # ---- locked read inside BAR0: UR (with or without the locked completion type)
+    for ndw, first_be, last_be in ((1, 0xF, None), (3, 0xC, 0x1)):
+        tlp = tb.mem_read_tlp(tb.bar0 + data_reg, ndw, first_be, last_be, locked=True)
+        tb.check_cpl(tlp, await tb.inject(tlp), UR, me, read_byte_count(ndw, first_be, last_be or 0),
+                     (data_reg & 0x7C) | be_low(first_be), types=(TlpType.CPL, TlpType.CPL_LOCKED))
+
+    # ---- AtomicOps on a BAR0 register: UR, the register untouched. An AtomicOp completion's
+    # byte count is the operand size and its lower address is reserved (PCIe base spec 2.2.9).
+    atomics = (
+        (TlpType.FETCH_ADD, TlpType.FETCH_ADD_64, 4, 4),
+        (TlpType.FETCH_ADD, TlpType.FETCH_ADD_64, 8, 8),
+        (TlpType.SWAP, TlpType.SWAP_64, 4, 4),
+        (TlpType.SWAP, TlpType.SWAP_64, 8, 8),
+        (TlpType.CAS, TlpType.CAS_64, 8, 4),
+        (TlpType.CAS, TlpType.CAS_64, 16, 8),
+    )
+    for fmt32, fmt64, payload, operand in atomics:
+        addr = tb.bar0 + (data_reg & ~(operand - 1))
+        tlp = atomic_tlp(tb, fmt64 if four_dw else fmt32, addr, bytes(range(1, payload + 1)))
+        tb.check_cpl(tlp, await tb.inject(tlp), UR, me, operand, 0)
+    assert await tb.mmio_read(data_reg) == data_value, "an AtomicOp modified a register"
+
+    # ---- memory reads that miss BAR0 or cross 4 KiB
+    misses = [
+        (tb.bar0 - 4, 1, 0xF, None),
+        (tb.bar0 + BAR0_SIZE, 4, 0xE, 0x7),
+        (tb.bar0 + BAR0_SIZE + data_reg, 1, 0x0, None),  # zero-length read
+        (tb.bar0 ^ ((1 << 40) if four_dw else (1 << 31)), 2, 0xF, 0xF),
+        (tb.bar0 - BAR0_SIZE + data_reg, 1, 0x6, None),
+        (tb.bar0 + PAGE_SIZE - 4, 2, 0xF, 0xF),  # crosses into the notify page
+        (tb.bar0 + MSIX_TABLE_OFFSET + 0xF00, 128, 0xF, 0xF),
+        (tb.bar0 + MSIX_TABLE_OFFSET + 4, 1024, 0x8, 0x1),
+    ]
+    for addr, ndw, first_be, last_be in misses:
+        for tag in (tb.next_tag(), 0x2C8):
+            tlp = tb.mem_read_tlp(addr, ndw, first_be, last_be, tag=tag, tc=5, attr=TlpAttr.RO | TlpAttr.IDO)
+            tb.check_cpl(tlp, await tb.inject(tlp), UR, me, read_byte_count(ndw, first_be, last_be or 0),
+                         (addr & 0x7C) | be_low(first_be))
+
+    # ---- successful reads echo 10-bit tags, TC and all three Attr bits
+    for k, tag in enumerate(TEN_BIT_TAGS):
+        data = await tb.read(data_reg, 1, tag=tag, tc=k % 8, attr=[0, 1, 2, 4, 7][k % 5])
+        assert int.from_bytes(data, "little") == data_value
+
+    # ---- posted requests that must be dropped
+    alias = (tb.bar0 + BAR0_SIZE + data_reg, tb.bar0 - BAR0_SIZE + data_reg,
+             tb.bar0 ^ ((1 << 40) if four_dw else (1 << 31)) ^ data_reg ^ data_reg)
+    for addr in alias:  # outside BAR0 (no aliasing of the lower address bits)
+        await tb.expect_dropped(tb.mem_write_tlp(addr, struct.pack("<I", 0xDEAD_BEEF)))
+    # longer than MPS (128 bytes here) over the whole table
+    await tb.expect_dropped(tb.mem_write_tlp(tb.bar0 + MSIX_TABLE_OFFSET, bytes(range(132))))
+    # crossing 4 KiB from the device config page into the table
+    await tb.expect_dropped(tb.mem_write_tlp(tb.bar0 + MSIX_TABLE_OFFSET - 8, bytes(range(16))))
+    # crossing 4 KiB from the end of the table page into the PBA page
+    await tb.expect_dropped(tb.mem_write_tlp(tb.bar0 + MSIX_PBA_OFFSET - 4, bytes(range(8)), 0xF, 0xF))
+    # messages: local (INTx, slot power limit with data), by ID to us (vendor defined, with
+    # data), by address onto a BAR0 register (with data), broadcast (unlock)
+    data_addr = tb.bar0 + data_reg
+    messages = [
+        message_tlp(TlpType.MSG_LOCAL, 0x20),  # Assert_INTA
+        message_tlp(TlpType.MSG_LOCAL, 0x24),  # Deassert_INTA
+        message_tlp(TlpType.MSG_DATA_LOCAL, 0x50, data=b"\x11\x22\x33\x44"),  # Set_Slot_Power_Limit
+        message_tlp(TlpType.MSG_DATA_ID, 0x7F, (int(me) << 16) | 0x1AF4, 0, data=bytes(range(8))),
+        message_tlp(TlpType.MSG_DATA_ADDR, 0x7E, data_addr >> 32, data_addr & 0xFFFF_FFFC, data=b"\xEE" * 4),
+        message_tlp(TlpType.MSG_ADDR, 0x7E, data_addr >> 32, data_addr & 0xFFFF_FFFC),
+        message_tlp(TlpType.MSG_BCAST, 0x00),  # Unlock
+    ]
+    for msg in messages:
+        await tb.expect_dropped(msg)
+    # a completion on the request stream (nobody asked the device for it)
+    stray = Tlp.create_completion_data_for_tlp(tb.mem_read_tlp(tb.bar0, 1), INJECT_REQUESTER)
+    stray.requester_id = me
+    stray.byte_count = 4
+    stray.set_data(b"\x01\x02\x03\x04")
+    await tb.expect_dropped(RawTlp(TlpType.CPL_DATA, struct.unpack(">3L", stray.pack_header()), stray.data))
+
+    # ---- poisoned data (EP) must not modify a control register (PCIe base spec 2.7.2.2): a
+    # poisoned memory write is dropped, a poisoned config write gets UR and changes nothing,
+    # also when it targets pci_cfg_data (no BAR access through the window)
+    tlp = tb.mem_write_tlp(tb.bar0 + data_reg, struct.pack("<I", 0x0BAD_0BAD))
+    tlp.ep = True
+    await tb.expect_dropped(tlp)
+    line = await tb.cfg_read(PCI_INTERRUPT_LINE, 1)
+    tlp = tb.cfg_tlp(TlpType.CFG_WRITE_0, me, PCI_INTERRUPT_LINE, line ^ 0xFF, first_be=0x1)
+    tlp.ep = True
+    tb.check_cpl(tlp, await tb.inject(tlp), UR, me, 4, 0)
+    assert await tb.cfg_read(PCI_INTERRUPT_LINE, 1) == line, "a poisoned config write took effect"
+    await tb.window_setup(data_reg, 4)
+    tlp = tb.cfg_tlp(TlpType.CFG_WRITE_0, me, CAP_PCI_CFG + VIRTIO_PCI_CFG_DATA, 0x0BAD_0BAD)
+    tlp.ep = True
+    tb.check_cpl(tlp, await tb.inject(tlp), UR, me, 4, 0)
+    assert await tb.mmio_read(data_reg) == data_value, "a poisoned pci_cfg_data write reached BAR0"
+
+    # ---- none of it changed anything, and a write of exactly MPS ending on the page is taken
+    await tb.check_window(MSIX_TABLE_OFFSET, PAGE_SIZE // 4)
+    assert await tb.cfg_read(PCI_COMMAND, 2) == command
+    data = bytes(tb.rng.getrandbits(8) for _ in range(tb.mps))
+    await tb.inject(tb.mem_write_tlp(tb.bar0 + MSIX_PBA_OFFSET - tb.mps, data, 0xF, 0xF))
+    tb.table.write(PAGE_SIZE - tb.mps, data, 0xF, 0xF)
+    await tb.inject(tb.mem_write_tlp(tb.bar0 + MSIX_TABLE_OFFSET, data, 0xF, 0xF))
+    tb.table.write(0, data, 0xF, 0xF)
+    await tb.check_window(MSIX_TABLE_OFFSET, PAGE_SIZE // 4)
+    tb.host.checker.assert_quiet()
+
+
+# ============================================================================================
+# 5. Bus and device number capture
+# ============================================================================================
+
+
+@cocotb.test(timeout_time=20, timeout_unit="ms")
+async def run_bus_device_capture(dut):
+    """The function captures its bus and device number from every type-0 configuration write
+    (not from reads) and uses them as the completer id of its memory-read completions.
+
+    PCI-01 (PCIe: functions capture Bus/Device Number from CfgWr0 and use them as their ID).
+    """
+    tb = await TB.create(dut, "random", seed=11)
+    assigned = tb.assigned_id
+    tb.log.info("the root complex assigned %s", assigned)
+    data = await tb.read(VIRTIO_PCI_COMMON_NUMQ & ~3, 1)  # checks the completer id
+    assert int.from_bytes(data, "little") >> 16 == NUM_QUEUES
+    for addr in (tb.bar0 + BAR0_SIZE, tb.bar0 - 4):  # UR completions carry it too
+        tlp = tb.mem_read_tlp(addr, 1)
+        tb.check_cpl(tlp, await tb.inject(tlp), UR, assigned, 4, addr & 0x7C)
+    # through the root complex: the checker compares every completer id with the capture
+    await tb.mmio_read(VIRTIO_PCI_COMMON_DF)
+
+    for new in (PcieId(0x42, 0x11, 0), PcieId(0xFF, 0x1F, 0), PcieId(0x00, 0x00, 0)):
+        line = tb.rng.getrandbits(8)
+        tlp = tb.cfg_tlp(TlpType.CFG_WRITE_0, new, PCI_INTERRUPT_LINE, line, first_be=0x1)
+        tb.check_cpl(tlp, await tb.inject(tlp), SC, new, 4, 0)
+        tb.captured_id = new
+        await tb.read(VIRTIO_PCI_COMMON_DFSELECT, 4)
+        tlp = tb.mem_read_tlp(tb.bar0 + BAR0_SIZE, 2)
+        tb.check_cpl(tlp, await tb.inject(tlp), UR, new, 8, 0)
+        # a configuration read addressed elsewhere is answered but not captured
+        tlp = tb.cfg_tlp(TlpType.CFG_READ_0, FOREIGN_ID, PCI_INTERRUPT_LINE)
+        cpls = await tb.inject(tlp)
+        assert len(cpls) == 1 and cpls[0].status == SC and cpls[0].completer_id == FOREIGN_ID
+        assert cpls[0].data[0] == line
+        await tb.read(MSIX_TABLE_OFFSET, 3)
+    # the root complex's next config write restores its numbers
+    tb.captured_id = None
+    await tb.cfg_write(PCI_INTERRUPT_LINE, 0, 1)
+    await tb.read(VIRTIO_PCI_COMMON_DFSELECT, 4)
+    await tb.mmio_read(VIRTIO_PCI_COMMON_DF)
+    tb.host.checker.assert_quiet()
+
+
+# ============================================================================================
+# 6. Completer data path: long reads, completion splitting, byte enables, narrow accesses
+# ============================================================================================
+
+READ_LENGTHS = (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128, 129,
+                255, 256, 257, 511, 512, 513, 1000, 1023, 1024)
+READ_PAGES = (COMMON_CFG_OFFSET, NOTIFY_CFG_OFFSET, ISR_CFG_OFFSET, DEVICE_CFG_OFFSET, MSIX_TABLE_OFFSET,
+              MSIX_PBA_OFFSET, 0x6000, 0x7000)
+MPS_VALUES = (128, 256, MPS_SUPPORTED)
+
+
+def random_bes(rng, ndw, qword_aligned):
+    """First/last byte enables a requester may use: any for one dword or a QW-aligned pair,
+    contiguous otherwise (PCIe base spec 2.2.5)."""
+    if ndw == 1:
+        return rng.randrange(16), 0
+    if ndw == 2 and qword_aligned:
+        return rng.randrange(1, 16), rng.randrange(1, 16)
+    return rng.choice(contiguous_first_bes()), rng.choice(contiguous_last_bes())
+
+
+@cocotb.test(timeout_time=100, timeout_unit="ms")
+@cocotb.parametrize(traffic=("none", "random", "mostly_paused"))
+async def run_completer_data_path(dut, traffic):
+    """Reads of 1..1024 dwords at many offsets of every BAR0 page, with MPS 128/256/512, each
+    completion's size, byte count and lower address checked; the MSI-X table written with known
+    patterns (multi-dword writes, every first/last byte-enable combination) and read back; 1-,
+    2- and 3-byte reads and writes at odd offsets.
+
+    PCI-01 (completions split at naturally aligned MPS boundaries, at most MPS each, correct
+    byte count and lower address; MSI-X table: 16-byte entries, address bits 1:0 read 0, only
+    the vector-control mask bit), PCI-08 (narrow accesses touch only their bytes; 8-bit status
+    write leaves queue_select alone, 16-bit queue_select write, 8-bit config_generation read).
+    """
+    tb = await TB.create(dut, traffic, seed=3)
+    rng = tb.rng
+    await tb.fill_msix_table()
+    await tb.snapshot_bar0()
+
+    # ---- long reads at every MPS: lengths 1..1024 dwords at random offsets of every page,
+    # and reads that start or end exactly on an MPS boundary
+    for mps in MPS_VALUES:
+        await tb.set_mps(mps)
+        mps_dw = mps // 4
+        for ndw in READ_LENGTHS:
+            page = rng.choice(READ_PAGES)
+            start = rng.randrange(0, PAGE_SIZE // 4 - ndw + 1)
+            first_be, last_be = random_bes(rng, ndw, start % 2 == 0)
+            await tb.check_window(page + 4 * start, ndw, first_be, last_be)
+        for start, ndw in ((mps_dw - 1, 2), (mps_dw, mps_dw), (mps_dw - 1, mps_dw + 2), (1, mps_dw - 1),
+                           (3 * mps_dw - 5, 2 * mps_dw + 9), (0, PAGE_SIZE // 4)):
+            await tb.check_window(MSIX_TABLE_OFFSET + 4 * start, ndw)
+
+    # ---- writes of random length, offset and byte enables into the table page, then the page
+    # read back in one request
+    await tb.set_mps(256)
+    table_dwords = min(PAGE_SIZE // 4, MSIX_VECTORS * 4 + 8)
+    for _ in range(32):
+        ndw = rng.randint(1, min(tb.mps // 4, table_dwords))
+        start = rng.randrange(0, table_dwords - ndw + 1)
+        first_be, last_be = random_bes(rng, ndw, start % 2 == 0)
+        data = bytes(rng.getrandbits(8) for _ in range(4 * ndw))
+        await tb.inject(tb.mem_write_tlp(tb.bar0 + MSIX_TABLE_OFFSET + 4 * start, data, first_be,
+                                         last_be if ndw > 1 else 0))
+        tb.table.write(4 * start, data, first_be, last_be)
+    await tb.check_window(MSIX_TABLE_OFFSET, PAGE_SIZE // 4)
+
+    # ---- every first-DW byte enable on one dword (message data of entry 0), writes and reads
+    data_reg = MSIX_TABLE_OFFSET + 4 * MSIX_DATA
+    for be in range(16):
+        value = rng.getrandbits(32)
+        await tb.inject(tb.mem_write_tlp(tb.bar0 + data_reg, struct.pack("<I", value), be, 0))
+        tb.table.write(4 * MSIX_DATA, struct.pack("<I", value), be, 0)
+        await tb.check_window(data_reg, 1, first_be=be)
+        await tb.check_window(data_reg, 1)
+    # ---- every first/last combination on a QW-aligned pair (address low and high of entry 0)
+    for first_be in range(1, 16):
+        for last_be in range(1, 16):
+            data = bytes(rng.getrandbits(8) for _ in range(8))
+            await tb.inject(tb.mem_write_tlp(tb.bar0 + MSIX_TABLE_OFFSET, data, first_be, last_be))
+            tb.table.write(0, data, first_be, last_be)
+            await tb.check_window(MSIX_TABLE_OFFSET, 2, first_be, last_be)
+    await tb.check_window(MSIX_TABLE_OFFSET, 4)
+    # ---- every contiguous first/last combination of longer requests, at every lane offset
+    for first_be in contiguous_first_bes():
+        for last_be in contiguous_last_bes():
+            for ndw in (3, 4, 5, 9):
+                start = rng.randrange(0, 8)
+                data = bytes(rng.getrandbits(8) for _ in range(4 * ndw))
+                await tb.inject(tb.mem_write_tlp(tb.bar0 + MSIX_TABLE_OFFSET + 4 * start, data, first_be, last_be))
+                tb.table.write(4 * start, data, first_be, last_be)
+                await tb.check_window(MSIX_TABLE_OFFSET + 4 * start, ndw, first_be, last_be)
+    await tb.check_window(MSIX_TABLE_OFFSET, 64)
+
+    # ---- narrow accesses through the root complex at odd offsets (PCI-08)
+    for offset, size in ((9, 1), (11, 1), (5, 2), (1, 3), (7, 3), (13, 2), (19, 2), (3, 2), (15, 3), (26, 1)):
+        data = bytes(rng.getrandbits(8) for _ in range(size))
+        await tb.bar.write(MSIX_TABLE_OFFSET + offset, data)
+        tb.table.write_bytes(offset, data)
+        got = await tb.bar.read(MSIX_TABLE_OFFSET + offset, size)
+        assert got == tb.expected(MSIX_TABLE_OFFSET + offset, size), \
+            f"{size}-byte access at table +{offset}: read {got.hex()}"
+    await tb.check_window(MSIX_TABLE_OFFSET, 16)
+    # common configuration: 16-bit queue_select, 8-bit device_status, 8-bit config_generation
+    generation = tb.expected(VIRTIO_PCI_COMMON_CFGGENERATION, 1)
+    queue = NUM_QUEUES + 2  # any 16-bit value is stored
+    await tb.bar.write(VIRTIO_PCI_COMMON_Q_SELECT, queue.to_bytes(2, "little"))
+    await tb.bar.write(VIRTIO_PCI_COMMON_STATUS, bytes([VIRTIO_CONFIG_S_ACKNOWLEDGE]))
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_STATUS & ~3) == \
+        (queue << 16) | (generation[0] << 8) | VIRTIO_CONFIG_S_ACKNOWLEDGE
+    assert await tb.bar.read(VIRTIO_PCI_COMMON_CFGGENERATION, 1) == generation
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_Q_SELECT, 2) == queue
+    await tb.bar.write(VIRTIO_PCI_COMMON_STATUS, b"\0")
+    for _ in range(100):
+        if await tb.mmio_read(VIRTIO_PCI_COMMON_STATUS, 1) == 0:
+            break
+    else:
+        raise AssertionError("device_status never read 0 after the reset")
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_Q_SELECT, 2) == 0, "queue_select survived the reset"
+
+    # ---- finally all of BAR0 again, page by page
+    await tb.set_mps(128)
+    for page in READ_PAGES:
+        await tb.check_window(page, PAGE_SIZE // 4)
+    tb.host.checker.assert_quiet()
+
+
+# ============================================================================================
+# 7. The virtio PCI_CFG access window
+# ============================================================================================
+
+
+@cocotb.test(timeout_time=40, timeout_unit="ms")
+@cocotb.parametrize(traffic=TRAFFIC)
+async def run_pci_cfg_window(dut, traffic):
+    """BAR0 accesses through pci_cfg_data: 1-, 2- and 4-byte reads come back in the low bytes
+    and match MMIO (device_feature, blk capacity, num_queues), writes take effect
+    (device_feature_select, device_status handshake, queue_select, feature words, vectors, a
+    doorbell, MSI-X data bytes), side effects happen (the ISR clears, INTx drops), and invalid
+    bar/length/offset settings access nothing.
+
+    PCI-32 (present), PCI-33 (writes of cap.length bytes), PCI-34 (reads of cap.length bytes,
+    ISR clears), PCI-14 (queue_size 0 for an absent queue), PCI-24 (ISR bit 1 set on a config
+    interrupt), PCI-26 (Status bit 3 follows the ISR, INTx Disable masks the pin only), PCI-27
+    (reading the ISR clears it and deasserts INTx), RST-01/RST-03/RST-04/RST-05 (reset written
+    through the window: device_status reads 0, queue_enable 0, vectors NO_VECTOR, queue_reset 0).
+    """
+    tb = await TB.create(dut, traffic, seed=5)
+    cap = CAP_PCI_CFG
+    doorbells = []
+
+    async def watch_doorbells():
+        while True:
+            await RisingEdge(dut.clk)
+            if dut.notify_valid.value == 1:
+                doorbells.append(int(dut.notify_queue.value))
+
+    cocotb.start_soon(watch_doorbells())
+
+    # ---- cap.bar, cap.offset, cap.length are read/write; the rest of the capability is not
+    header = await tb.cfg_read(cap)
+    await tb.cfg_write(cap + VIRTIO_PCI_CFG_BAR, 0xFFFF_FFFF)
+    assert await tb.cfg_read(cap + VIRTIO_PCI_CFG_BAR) == 0xFF, "bar is RW, id and padding are not"
+    for pattern in (0xFFFF_FFFF, 0x1234_5678, 0):
+        await tb.cfg_write(cap + VIRTIO_PCI_CFG_OFFSET, pattern)
+        await tb.cfg_write(cap + VIRTIO_PCI_CFG_LENGTH, pattern ^ 0xFFFF)
+        assert await tb.cfg_read(cap + VIRTIO_PCI_CFG_OFFSET) == pattern
+        assert await tb.cfg_read(cap + VIRTIO_PCI_CFG_LENGTH) == pattern ^ 0xFFFF
+    await tb.cfg_write(cap, 0xFFFF_FFFF)
+    assert await tb.cfg_read(cap) == header
+
+    # ---- reads: device_feature (both words), capacity, num_queues; 1, 2 and 4 bytes
+    for select in (0, 1):
+        await tb.mmio_write(VIRTIO_PCI_COMMON_DFSELECT, select)
+        word = (DEVICE_FEATURES >> (32 * select)) & 0xFFFF_FFFF
+        assert await tb.window_read(VIRTIO_PCI_COMMON_DF, 4) == word == await tb.mmio_read(VIRTIO_PCI_COMMON_DF)
+        for k in range(4):
+            assert await tb.window_read(VIRTIO_PCI_COMMON_DF + k, 1) == (word >> (8 * k)) & 0xFF
+        for k in (0, 2):
+            assert await tb.window_read(VIRTIO_PCI_COMMON_DF + k, 2) == (word >> (8 * k)) & 0xFFFF
+    capacity = DEVICE_CFG_OFFSET + VIRTIO_BLK_CFG_CAPACITY
+    assert await tb.window_read(capacity, 4) == CAPACITY & 0xFFFF_FFFF == await tb.mmio_read(capacity)
+    assert await tb.window_read(capacity + 4, 4) == CAPACITY >> 32 == await tb.mmio_read(capacity + 4)
+    for k in range(8):
+        assert await tb.window_read(capacity + k, 1) == (CAPACITY >> (8 * k)) & 0xFF
+    assert await tb.window_read(VIRTIO_PCI_COMMON_NUMQ, 2) == NUM_QUEUES
+    assert await tb.window_read(VIRTIO_PCI_COMMON_NUMQ, 1) == NUM_QUEUES & 0xFF
+    assert await tb.window_read(VIRTIO_PCI_COMMON_NUMQ + 1, 1) == NUM_QUEUES >> 8
+
+    # ---- writes: device_feature_select, queue_select (absent queue: queue_size 0), bytes of
+    # MSI-X message data (only cap.length bytes of pci_cfg_data are written)
+    await tb.window_write(VIRTIO_PCI_COMMON_DFSELECT, 4, 1)
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_DFSELECT) == 1
+    assert await tb.window_read(VIRTIO_PCI_COMMON_DF, 4) == DEVICE_FEATURES >> 32
+    await tb.window_write(VIRTIO_PCI_COMMON_DFSELECT, 4, 0)
+    for queue in (NUM_QUEUES, 0x7FFF, 0):
+        await tb.window_write(VIRTIO_PCI_COMMON_Q_SELECT, 2, queue)
+        assert await tb.mmio_read(VIRTIO_PCI_COMMON_Q_SELECT, 2) == queue
+        size = await tb.mmio_read(VIRTIO_PCI_COMMON_Q_SIZE, 2)
+        assert size == (QUEUE_SIZE_MAX if queue < NUM_QUEUES else 0), f"queue {queue}: queue_size {size}"
+    data_reg = MSIX_TABLE_OFFSET + 4 * MSIX_DATA
+    await tb.mmio_write(data_reg, 0x1122_3344)
+    await tb.window_write(data_reg + 1, 1, 0xFFFF_FFAB)
+    assert await tb.mmio_read(data_reg) == 0x1122_AB44
+    await tb.window_write(data_reg + 2, 2, 0xFFFF_CDEF)
+    assert await tb.mmio_read(data_reg) == 0xCDEF_AB44
+    await tb.window_write(data_reg, 4, 0x0102_0304)
+    assert await tb.mmio_read(data_reg) == 0x0102_0304
+    await tb.window_setup(data_reg + 3, 1)
+    await tb.cfg_write(cap + VIRTIO_PCI_CFG_DATA, 0x77, 1)  # a byte-wide config write
+    assert await tb.mmio_read(data_reg) == 0x7702_0304
+    await tb.window_write(VIRTIO_PCI_COMMON_Q_DESCLO, 4, 0x89AB_CDE0)
+    await tb.window_write(VIRTIO_PCI_COMMON_Q_DESCHI, 2, 0x1234)
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_Q_DESCLO) == 0x89AB_CDE0
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_Q_DESCHI) == 0x1234
+
+    # ---- invalid bar, length or alignment, or an offset outside BAR0: no BAR access
+    invalid = ((1, data_reg, 4), (5, data_reg, 4), (0xFF, data_reg, 1), (0, data_reg, 3), (0, data_reg, 0),
+               (0, data_reg, 8), (0, data_reg + 2, 4), (0, data_reg + 1, 2), (0, data_reg + BAR0_SIZE, 4),
+               (0, data_reg | (1 << 31), 4))
+    for bar, offset, length in invalid:
+        await tb.window_write(offset, length, 0xA5A5_A5A5, bar=bar)
+        assert await tb.mmio_read(data_reg) == 0x7702_0304, f"window bar {bar} offset 0x{offset:x} length {length}"
+        assert await tb.cfg_read(cap + VIRTIO_PCI_CFG_DATA) == 0xA5A5_A5A5, "pci_cfg_data keeps what was written"
+
+    # ---- driver handshake through the window (device_status read back by MMIO)
+    status = 0
+    for bit in (VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER):
+        status |= bit
+        await tb.window_write(VIRTIO_PCI_COMMON_STATUS, 1, status)
+        assert await tb.mmio_read(VIRTIO_PCI_COMMON_STATUS, 1) == status
+    await tb.window_write(VIRTIO_PCI_COMMON_GFSELECT, 4, 1)
+    await tb.window_write(VIRTIO_PCI_COMMON_GF, 4, 1 << (VIRTIO_F_VERSION_1 - 32))
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_GF) == 1 << (VIRTIO_F_VERSION_1 - 32)
+    status |= VIRTIO_CONFIG_S_FEATURES_OK
+    await tb.window_write(VIRTIO_PCI_COMMON_STATUS, 1, status)
+    assert await tb.window_read(VIRTIO_PCI_COMMON_STATUS, 1) == status, "FEATURES_OK refused"
+    await tb.window_write(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1)
+    await tb.window_write(VIRTIO_PCI_COMMON_MSIX, 2, 0)
+    await tb.window_write(VIRTIO_PCI_COMMON_Q_MSIX, 2, 1)
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_MSIX, 2) == 0
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_Q_MSIX, 2) == 1
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_Q_ENABLE, 2) == 1
+    status |= VIRTIO_CONFIG_S_DRIVER_OK
+    await tb.window_write(VIRTIO_PCI_COMMON_STATUS, 1, status)
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_STATUS, 1) == status
+    assert dut.driver_ok.value == 1
+
+    # ---- a doorbell through the window
+    notify_off = await tb.window_read(VIRTIO_PCI_COMMON_Q_NOFF, 2)
+    await tb.window_write(NOTIFY_CFG_OFFSET + notify_off * NOTIFY_OFF_MULTIPLIER, 2, 0)
+    await ClockCycles(dut.clk, 4)
+    assert doorbells == [0], f"doorbells {doorbells}"
+
+    # ---- config interrupt (MSI-X off: ISR + INTx), the ISR read through the window
+    assert await tb.cfg_read(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT == 0
+    new_capacity = CAPACITY * 2 + 8
+    await tb.resize(new_capacity)
+    assert await tb.cfg_read(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT, "Status.Interrupt not set"
+    assert tb.host.intx.level == 1, "INTx not asserted"
+    assert await tb.window_read(ISR_CFG_OFFSET, 1) == VIRTIO_PCI_ISR_CONFIG
+    assert await tb.window_read(ISR_CFG_OFFSET, 1) == 0, "the ISR did not clear on a window read"
+    assert await tb.cfg_read(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT == 0
+    assert tb.host.intx.level == 0, "INTx still asserted after the ISR read"
+    assert await tb.window_read(capacity, 4) == new_capacity & 0xFFFF_FFFF == await tb.mmio_read(capacity)
+    assert await tb.window_read(capacity + 4, 4) == new_capacity >> 32
+    # an invalid window does not read (and so does not clear) the ISR
+    new_capacity += 8
+    await tb.resize(new_capacity)
+    for bar, length in ((1, 1), (0, 3)):
+        await tb.window_read(ISR_CFG_OFFSET, length, bar=bar)
+    assert await tb.mmio_read(ISR_CFG_OFFSET, 1) == VIRTIO_PCI_ISR_CONFIG, "an invalid window read the ISR"
+    # INTx Disable masks the pin, not Status.Interrupt
+    command = await tb.cfg_read(PCI_COMMAND, 2)
+    await tb.set_command(command | PCI_COMMAND_INTX_DISABLE)
+    new_capacity += 8
+    await tb.resize(new_capacity)
+    assert await tb.cfg_read(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT
+    assert tb.host.intx.level == 0, "INTx asserted although Interrupt Disable is set"
+    assert await tb.window_read(ISR_CFG_OFFSET, 4) == VIRTIO_PCI_ISR_CONFIG
+    assert await tb.cfg_read(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT == 0
+    await tb.set_command(command)
+
+    # ---- device reset written through the window
+    await tb.window_write(VIRTIO_PCI_COMMON_STATUS, 1, 0)
+    for _ in range(100):
+        if await tb.window_read(VIRTIO_PCI_COMMON_STATUS, 1) == 0:
+            break
+    else:
+        raise AssertionError("device_status never read 0 after the reset")
+    assert dut.driver_ok.value == 0
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_Q_ENABLE, 2) == 0
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_MSIX, 2) == VIRTIO_MSI_NO_VECTOR
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_Q_MSIX, 2) == VIRTIO_MSI_NO_VECTOR
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_Q_RESET, 2) == 0
+    assert await tb.mmio_read(VIRTIO_PCI_COMMON_GF) == 0
+    assert doorbells == [0]
+    tb.host.checker.assert_quiet()
+
+
+# ============================================================================================
 # pytest: one build per parameter set, every cocotb test above in one simulator run
 # ============================================================================================
 
@@ -959,3 +1497,10 @@ TB_DIR = Path(__file__).parent
 @pytest.mark.parametrize("data_width", [64, 128, 256])
 def test_pci(sim, data_width):
     runner.run(sim, "virtio_blk_pci", "test_pci", TB_DIR, {"DATA_WIDTH": data_width})
+
+
+def test_pci_bar0_below_4g(sim):
+    """BAR0 not prefetchable (placed below 4 GiB, 3-DW headers), four queues and a full
+    4 KiB MSI-X table (256 vectors)."""
+    runner.run(sim, "virtio_blk_pci", "test_pci", TB_DIR,
+               {"DATA_WIDTH": 256, "BAR0_PREFETCHABLE": 0, "NUM_QUEUES": 4, "MSIX_VECTORS": 256})
