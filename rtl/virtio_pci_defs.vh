@@ -40,6 +40,20 @@ localparam VIRTIO_BLK_F_MQ           = 12;
 localparam VIRTIO_BLK_F_DISCARD      = 13;
 localparam VIRTIO_BLK_F_WRITE_ZEROES = 14;
 
+// ---- virtio_blk.h: request types, status values, GET_ID length
+localparam [31:0] VIRTIO_BLK_T_IN           = 32'd0;
+localparam [31:0] VIRTIO_BLK_T_OUT          = 32'd1;
+localparam [31:0] VIRTIO_BLK_T_FLUSH        = 32'd4;
+localparam [31:0] VIRTIO_BLK_T_GET_ID       = 32'd8;
+localparam [31:0] VIRTIO_BLK_T_GET_LIFETIME = 32'd10;
+localparam [31:0] VIRTIO_BLK_T_DISCARD      = 32'd11;
+localparam [31:0] VIRTIO_BLK_T_WRITE_ZEROES = 32'd13;
+localparam [31:0] VIRTIO_BLK_T_SECURE_ERASE = 32'd14;
+localparam [7:0]  VIRTIO_BLK_S_OK     = 8'd0;
+localparam [7:0]  VIRTIO_BLK_S_IOERR  = 8'd1;
+localparam [7:0]  VIRTIO_BLK_S_UNSUPP = 8'd2;
+localparam VIRTIO_BLK_ID_BYTES = 20;
+
 // ---- virtio_ids.h
 localparam VIRTIO_ID_NET     = 1;
 localparam VIRTIO_ID_BLOCK   = 2;
