@@ -60,3 +60,8 @@ def test_doorbells(sim, config):
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_random(sim, config):
     _run(sim, "virtio_random", config)
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_probe(sim, config):
+    _run(sim, "virtio_probe", config)
