@@ -100,8 +100,11 @@ def build_dir(sim: str, toplevel: str, parameters: Mapping[str, object] | None =
 
 
 def build(sim: str, toplevel: str, parameters: Mapping[str, object] | None = None,
-          waves: bool = False) -> Path:
+          waves: bool = False, extra_sources: Sequence[Path | str] = ()) -> Path:
     """Compile ``rtl/*.v`` with *toplevel* as top for *sim*; return the build directory.
+
+    *extra_sources* are test-only HDL files (e.g. a unit-test wrapper in ``tb/``)
+    compiled along with ``rtl/*.v``; they are part of the build stamp.
 
     Builds at most once per configuration: concurrent callers (pytest-xdist
     workers) wait on a file lock, and an existing build is reused as long as
@@ -115,6 +118,7 @@ def build(sim: str, toplevel: str, parameters: Mapping[str, object] | None = Non
     sources = rtl_sources()
     if not sources:
         raise FileNotFoundError(f"no Verilog sources (*.v) in {RTL_DIR}")
+    sources += [Path(p).resolve() for p in extra_sources]
     if sim == "verilator":
         _select_verilator()
     build_args = list(VERILATOR_WAVES_ARGS) if (sim == "verilator" and waves) else []
@@ -166,6 +170,7 @@ def run(
     extra_env: Mapping[str, str] | None = None,
     results_name: str | None = None,
     seed: int | None = None,
+    extra_sources: Sequence[Path | str] = (),
 ) -> Path:
     """Build (if needed) and run the cocotb tests of *test_module* on *toplevel*.
 
@@ -178,12 +183,12 @@ def run(
 
     Returns the results XML path.  Raises :class:`AssertionError` naming the
     failed cocotb tests, or when the results file is missing, no test ran, or
-    the simulator exited with an error.
+    the simulator exited with an error.  *extra_sources* go to :func:`build`.
     """
     _check_sim(sim)
     params = _norm_params(parameters)
     waves = _waves_enabled(waves)
-    bdir = build(sim, toplevel, params, waves)
+    bdir = build(sim, toplevel, params, waves, extra_sources)
     test_dir = Path(test_dir).resolve()
 
     names = _testcase_names(testcase)
