@@ -38,10 +38,13 @@ module virtio_blk_cfg #
      */
     input  wire         capacity_valid,
     input  wire [63:0]  capacity,
+    output wire [63:0]  capacity_current,
     output reg          cfg_changed
 );
 
 reg [63:0] capacity_reg;
+
+assign capacity_current = capacity_reg;
 
 always @* begin
     case (reg_addr)

@@ -60,6 +60,25 @@ module virtio_pci_common #
     input  wire                          dev_needs_reset,     // unrecoverable error (one cycle)
     input  wire                          dev_quiesced,        // no DMA or back-end work in flight
     output wire                          driver_ok,           // DRIVER_OK after a successful FEATURES_OK
+    output wire [63:0]                   driver_features,     // the negotiated set (valid with driver_ok)
+    output wire                          dev_reset,           // device reset in progress (until dev_quiesced)
+    output wire [NUM_QUEUES-1:0]         queue_reset_active,  // queue reset in progress, per queue
+    input  wire                          queue_irq_valid,     // used-buffer notification for a queue
+    input  wire [QUEUE_INDEX_WIDTH-1:0]  queue_irq_queue,
+
+    /*
+     * Queue configuration read ports for the ring engine (combinational)
+     */
+    input  wire [QUEUE_INDEX_WIDTH-1:0]  eng_a_queue,
+    output wire [15:0]                   eng_a_size,
+    output wire [63:0]                   eng_a_desc,
+    output wire [63:0]                   eng_a_driver,
+    output wire [63:0]                   eng_a_device,
+    output wire                          eng_a_enable,
+    input  wire [QUEUE_INDEX_WIDTH-1:0]  eng_b_queue,
+    output wire [15:0]                   eng_b_size,
+    output wire [63:0]                   eng_b_driver,
+    output wire [63:0]                   eng_b_device,
     output reg                           notify_valid, // doorbell for an enabled queue
     output reg  [QUEUE_INDEX_WIDTH-1:0]  notify_queue
 );
@@ -130,6 +149,28 @@ wire features_ok = device_status_reg[3];
 wire ring_reset_negotiated = OFFER_RING_RESET && features_ok && driver_features_reg[VIRTIO_F_RING_RESET];
 
 assign driver_ok = device_status_reg[2] && features_ok && !reset_pending_reg;
+assign driver_features = driver_features_reg;
+assign dev_reset = reset_pending_reg;
+
+genvar gq;
+generate
+    for (gq = 0; gq < NUM_QUEUES; gq = gq + 1) begin : g_queue_reset
+        assign queue_reset_active[gq] = queue_reset_reg[gq];
+    end
+endgenerate
+
+assign eng_a_size = queue_size_reg[eng_a_queue];
+assign eng_a_desc = queue_desc_reg[eng_a_queue];
+assign eng_a_driver = queue_driver_reg[eng_a_queue];
+assign eng_a_device = queue_device_reg[eng_a_queue];
+assign eng_a_enable = queue_enable_reg[eng_a_queue];
+assign eng_b_size = queue_size_reg[eng_b_queue];
+assign eng_b_driver = queue_driver_reg[eng_b_queue];
+assign eng_b_device = queue_device_reg[eng_b_queue];
+
+// a queue notification that collides with a config notification waits one cycle
+reg        queue_irq_pending_reg;
+reg [QUEUE_INDEX_WIDTH-1:0] queue_irq_pending_queue_reg;
 
 assign intx_status = !msix_enable && isr_reg != 2'b00;
 assign intx_assert = intx_status && !cmd_intx_disable;
@@ -325,6 +366,21 @@ always @(posedge clk) begin
     end
     if (dev_needs_reset && !reset_pending_reg)
         device_status_reg <= device_status_reg | VIRTIO_CONFIG_S_NEEDS_RESET;
+    // ---- used-buffer notifications: MSI-X on the queue's vector, or ISR bit 0 for INTx
+    if (queue_irq_valid) begin
+        queue_irq_pending_reg <= 1'b1;
+        queue_irq_pending_queue_reg <= queue_irq_queue;
+    end
+    if (queue_irq_pending_reg && !config_notify) begin
+        queue_irq_pending_reg <= queue_irq_valid;
+        if (!msix_enable) begin
+            isr_reg[0] <= 1'b1;
+        end else if (queue_msix_vector_reg[queue_irq_pending_queue_reg] != VIRTIO_MSI_NO_VECTOR) begin
+            msix_req_valid <= 1'b1;
+            msix_req_vector <= queue_msix_vector_reg[queue_irq_pending_queue_reg][10:0];
+        end
+    end
+
     if (config_notify) begin
         // ISR bit 1 is set before any config notification, also in MSI-X mode
         isr_reg[1] <= 1'b1;
@@ -344,6 +400,7 @@ always @(posedge clk) begin
         config_msix_vector_reg <= VIRTIO_MSI_NO_VECTOR;
         queue_select_reg <= 16'd0;
         isr_reg <= 2'b00;
+        queue_irq_pending_reg <= 1'b0;
         for (q = 0; q < NUM_QUEUES; q = q + 1) begin
             queue_size_reg[q] <= QUEUE_SIZE_MAX_VALUE;
             queue_msix_vector_reg[q] <= VIRTIO_MSI_NO_VECTOR;
@@ -368,6 +425,7 @@ always @(posedge clk) begin
         isr_reg <= 2'b00;
         msix_req_valid <= 1'b0;
         notify_valid <= 1'b0;
+        queue_irq_pending_reg <= 1'b0;
         for (q = 0; q < NUM_QUEUES; q = q + 1) begin
             queue_size_reg[q] <= QUEUE_SIZE_MAX_VALUE;
             queue_msix_vector_reg[q] <= VIRTIO_MSI_NO_VECTOR;

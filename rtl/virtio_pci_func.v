@@ -8,8 +8,9 @@
  * A virtio-over-PCI function without its device type: configuration space,
  * BAR0 decode (common config, notify, ISR, device config, MSI-X table and PBA,
  * one 4 KiB page each), the request completer, interrupt routing (MSI-X or
- * INTx + ISR) and the device-side hooks (device config register port, config
- * change, needs-reset, quiesce handshake for reset, doorbells).
+ * INTx + ISR), the split-ring engine with its DMA read and write engines, and
+ * the hooks a device type attaches to: the device config register port and
+ * the back-end request and byte streams (docs/ring-engine.md).
  */
 module virtio_pci_func #
 (
@@ -36,7 +37,15 @@ module virtio_pci_func #
     // BAR0 prefetchable
     parameter BAR0_PREFETCHABLE = 1,
     // queue index width
-    parameter QUEUE_INDEX_WIDTH = NUM_QUEUES > 1 ? $clog2(NUM_QUEUES) : 1
+    parameter QUEUE_INDEX_WIDTH = NUM_QUEUES > 1 ? $clog2(NUM_QUEUES) : 1,
+    // byte enables of the back-end streams
+    parameter KEEP_WIDTH = DATA_WIDTH/8,
+    // DMA read tags (outstanding MRd TLPs)
+    parameter DMA_TAGS = 16,
+    // longest descriptor chain accepted, in data-carrying descriptors
+    parameter MAX_CHAIN_SEGS = 130,
+    // DMA read completion timeout, in clock cycles
+    parameter CPL_TIMEOUT = 65536
 )
 (
     input  wire                          clk,
@@ -93,10 +102,29 @@ module virtio_pci_func #
     input  wire                          dev_cfg_changed,
 
     /*
-     * Device side
+     * Back end: one request per descriptor chain, its readable bytes out, its writable bytes in
      */
-    input  wire                          dev_needs_reset,
-    input  wire                          dev_quiesced,
+    output wire                          m_be_req_valid,
+    input  wire                          m_be_req_ready,
+    output wire [31:0]                   m_be_req_out_len,
+    output wire [31:0]                   m_be_req_in_len,
+    output wire [DATA_WIDTH-1:0]         m_be_out_tdata,
+    output wire [KEEP_WIDTH-1:0]         m_be_out_tkeep,
+    output wire                          m_be_out_tvalid,
+    input  wire                          m_be_out_tready,
+    output wire                          m_be_out_tlast,
+    output wire                          m_be_out_tuser,
+    input  wire [DATA_WIDTH-1:0]         s_be_in_tdata,
+    input  wire [KEEP_WIDTH-1:0]         s_be_in_tkeep,
+    input  wire                          s_be_in_tvalid,
+    output wire                          s_be_in_tready,
+    input  wire                          s_be_in_tlast,
+    output wire                          be_abort,
+    input  wire                          be_idle,
+
+    /*
+     * Status
+     */
     output wire                          driver_ok,
     output wire                          notify_valid,
     output wire [QUEUE_INDEX_WIDTH-1:0]  notify_queue
@@ -146,6 +174,46 @@ wire pba_sel = bar_page == BAR0_PAGE_MSIX_PBA;
 wire [31:0] common_rdata;
 wire [31:0] msix_rdata;
 
+// ---- transport <-> ring engine
+wire [63:0] driver_features;
+wire        dev_reset;
+wire [NUM_QUEUES-1:0] queue_reset_active;
+wire        queue_irq_valid;
+wire [QUEUE_INDEX_WIDTH-1:0] queue_irq_queue;
+wire [QUEUE_INDEX_WIDTH-1:0] q_a_queue, q_b_queue;
+wire [15:0] q_a_size, q_b_size;
+wire [63:0] q_a_desc, q_a_driver, q_a_device, q_b_driver, q_b_device;
+wire        q_a_enable;
+wire        engine_needs_reset;
+wire        engine_quiesced;
+
+// ---- ring engine <-> DMA
+localparam DEST_WIDTH = 2;
+wire [63:0] rd_req_addr;
+wire [12:0] rd_req_len;
+wire [DEST_WIDTH-1:0] rd_req_dest;
+wire        rd_req_last, rd_req_valid, rd_req_ready;
+wire [DATA_WIDTH-1:0] rd_rsp_tdata;
+wire [KEEP_WIDTH-1:0] rd_rsp_tkeep;
+wire        rd_rsp_tvalid, rd_rsp_tready, rd_rsp_tlast, rd_rsp_tuser;
+wire [DEST_WIDTH-1:0] rd_rsp_tdest;
+wire        rd_idle, rd_error;
+wire [63:0] wr_req_addr;
+wire [12:0] wr_req_len;
+wire        wr_req_imm;
+wire [63:0] wr_req_imm_data;
+wire        wr_req_valid, wr_req_ready;
+wire        wr_done, wr_idle, wr_flush;
+
+// ---- TLP sources merged into tx_req
+wire [DATA_WIDTH-1:0] tx_rd_tlp_data, tx_wr_tlp_data, tx_msg_tlp_data;
+wire [STRB_WIDTH-1:0] tx_rd_tlp_strb, tx_wr_tlp_strb, tx_msg_tlp_strb;
+wire [127:0] tx_rd_tlp_hdr, tx_wr_tlp_hdr, tx_msg_tlp_hdr;
+wire tx_rd_tlp_valid, tx_rd_tlp_sop, tx_rd_tlp_eop, tx_rd_tlp_ready;
+wire tx_wr_tlp_valid, tx_wr_tlp_sop, tx_wr_tlp_eop, tx_wr_tlp_ready;
+wire tx_msg_tlp_valid, tx_msg_tlp_sop, tx_msg_tlp_eop, tx_msg_tlp_ready;
+wire [15:0] requester_id = {bus_num, device_num, 3'b000};
+
 always @* begin
     bar_reg_rdata = 32'd0;
     if (common_sel || isr_sel)
@@ -162,8 +230,6 @@ assign dev_cfg_wdata = reg_wdata;
 assign dev_cfg_wr = bar_reg_wr && device_sel;
 wire dev_cfg_read = bar_reg_rd && device_sel;
 
-// no DMA yet: completions from the host are accepted and dropped
-assign rx_cpl_tlp_ready = 1'b1;
 
 virtio_pci_completer #(
     .DATA_WIDTH(DATA_WIDTH),
@@ -263,9 +329,24 @@ u_common (
     .msix_req_vector(msix_req_vector),
     .dev_cfg_read(dev_cfg_read),
     .dev_cfg_changed(dev_cfg_changed),
-    .dev_needs_reset(dev_needs_reset),
-    .dev_quiesced(dev_quiesced),
+    .dev_needs_reset(engine_needs_reset),
+    .dev_quiesced(engine_quiesced),
     .driver_ok(driver_ok),
+    .driver_features(driver_features),
+    .dev_reset(dev_reset),
+    .queue_reset_active(queue_reset_active),
+    .queue_irq_valid(queue_irq_valid),
+    .queue_irq_queue(queue_irq_queue),
+    .eng_a_queue(q_a_queue),
+    .eng_a_size(q_a_size),
+    .eng_a_desc(q_a_desc),
+    .eng_a_driver(q_a_driver),
+    .eng_a_device(q_a_device),
+    .eng_a_enable(q_a_enable),
+    .eng_b_queue(q_b_queue),
+    .eng_b_size(q_b_size),
+    .eng_b_driver(q_b_driver),
+    .eng_b_device(q_b_device),
     .notify_valid(notify_valid),
     .notify_queue(notify_queue)
 );
@@ -288,16 +369,201 @@ u_msix (
     .msix_enable(msix_enable),
     .function_mask(msix_function_mask),
     .bus_master_enable(cmd_bus_master),
-    .requester_id({bus_num, device_num, 3'b000}),
+    .requester_id(requester_id),
     .req_valid(msix_req_valid),
     .req_vector(msix_req_vector),
-    .tx_msg_tlp_data(tx_req_tlp_data),
-    .tx_msg_tlp_strb(tx_req_tlp_strb),
-    .tx_msg_tlp_hdr(tx_req_tlp_hdr),
-    .tx_msg_tlp_valid(tx_req_tlp_valid),
-    .tx_msg_tlp_sop(tx_req_tlp_sop),
-    .tx_msg_tlp_eop(tx_req_tlp_eop),
-    .tx_msg_tlp_ready(tx_req_tlp_ready)
+    .tx_msg_tlp_data(tx_msg_tlp_data),
+    .tx_msg_tlp_strb(tx_msg_tlp_strb),
+    .tx_msg_tlp_hdr(tx_msg_tlp_hdr),
+    .tx_msg_tlp_valid(tx_msg_tlp_valid),
+    .tx_msg_tlp_sop(tx_msg_tlp_sop),
+    .tx_msg_tlp_eop(tx_msg_tlp_eop),
+    .tx_msg_tlp_ready(tx_msg_tlp_ready)
+);
+
+virtio_vq_engine #(
+    .DATA_WIDTH(DATA_WIDTH),
+    .KEEP_WIDTH(KEEP_WIDTH),
+    .NUM_QUEUES(NUM_QUEUES),
+    .QUEUE_INDEX_WIDTH(QUEUE_INDEX_WIDTH),
+    .MAX_CHAIN_SEGS(MAX_CHAIN_SEGS),
+    .DEST_WIDTH(DEST_WIDTH)
+)
+u_engine (
+    .clk(clk),
+    .rst(rst),
+    .driver_ok(driver_ok),
+    .driver_features(driver_features),
+    .dev_reset(dev_reset),
+    .queue_reset_active(queue_reset_active),
+    .notify_valid(notify_valid),
+    .notify_queue(notify_queue),
+    .q_a_queue(q_a_queue),
+    .q_a_size(q_a_size),
+    .q_a_desc(q_a_desc),
+    .q_a_driver(q_a_driver),
+    .q_a_device(q_a_device),
+    .q_a_enable(q_a_enable),
+    .q_b_queue(q_b_queue),
+    .q_b_size(q_b_size),
+    .q_b_driver(q_b_driver),
+    .q_b_device(q_b_device),
+    .queue_irq_valid(queue_irq_valid),
+    .queue_irq_queue(queue_irq_queue),
+    .needs_reset(engine_needs_reset),
+    .quiesced(engine_quiesced),
+    .m_rd_req_addr(rd_req_addr),
+    .m_rd_req_len(rd_req_len),
+    .m_rd_req_dest(rd_req_dest),
+    .m_rd_req_last(rd_req_last),
+    .m_rd_req_valid(rd_req_valid),
+    .m_rd_req_ready(rd_req_ready),
+    .s_rd_rsp_tdata(rd_rsp_tdata),
+    .s_rd_rsp_tkeep(rd_rsp_tkeep),
+    .s_rd_rsp_tvalid(rd_rsp_tvalid),
+    .s_rd_rsp_tready(rd_rsp_tready),
+    .s_rd_rsp_tlast(rd_rsp_tlast),
+    .s_rd_rsp_tdest(rd_rsp_tdest),
+    .s_rd_rsp_tuser(rd_rsp_tuser),
+    .rd_idle(rd_idle),
+    .rd_error(rd_error),
+    .m_wr_req_addr(wr_req_addr),
+    .m_wr_req_len(wr_req_len),
+    .m_wr_req_imm(wr_req_imm),
+    .m_wr_req_imm_data(wr_req_imm_data),
+    .m_wr_req_valid(wr_req_valid),
+    .m_wr_req_ready(wr_req_ready),
+    .wr_done(wr_done),
+    .wr_idle(wr_idle),
+    .wr_flush(wr_flush),
+    .m_be_req_valid(m_be_req_valid),
+    .m_be_req_ready(m_be_req_ready),
+    .m_be_req_out_len(m_be_req_out_len),
+    .m_be_req_in_len(m_be_req_in_len),
+    .m_be_out_tdata(m_be_out_tdata),
+    .m_be_out_tkeep(m_be_out_tkeep),
+    .m_be_out_tvalid(m_be_out_tvalid),
+    .m_be_out_tready(m_be_out_tready),
+    .m_be_out_tlast(m_be_out_tlast),
+    .m_be_out_tuser(m_be_out_tuser),
+    .be_abort(be_abort),
+    .be_idle(be_idle)
+);
+
+virtio_dma_rd #(
+    .DATA_WIDTH(DATA_WIDTH),
+    .STRB_WIDTH(STRB_WIDTH),
+    .KEEP_WIDTH(KEEP_WIDTH),
+    .NUM_TAGS(DMA_TAGS),
+    .DEST_WIDTH(DEST_WIDTH),
+    .CPL_TIMEOUT(CPL_TIMEOUT)
+)
+u_dma_rd (
+    .clk(clk),
+    .rst(rst),
+    .s_rd_req_addr(rd_req_addr),
+    .s_rd_req_len(rd_req_len),
+    .s_rd_req_dest(rd_req_dest),
+    .s_rd_req_last(rd_req_last),
+    .s_rd_req_valid(rd_req_valid),
+    .s_rd_req_ready(rd_req_ready),
+    .m_rd_rsp_tdata(rd_rsp_tdata),
+    .m_rd_rsp_tkeep(rd_rsp_tkeep),
+    .m_rd_rsp_tvalid(rd_rsp_tvalid),
+    .m_rd_rsp_tready(rd_rsp_tready),
+    .m_rd_rsp_tlast(rd_rsp_tlast),
+    .m_rd_rsp_tdest(rd_rsp_tdest),
+    .m_rd_rsp_tuser(rd_rsp_tuser),
+    .tx_rd_tlp_data(tx_rd_tlp_data),
+    .tx_rd_tlp_strb(tx_rd_tlp_strb),
+    .tx_rd_tlp_hdr(tx_rd_tlp_hdr),
+    .tx_rd_tlp_valid(tx_rd_tlp_valid),
+    .tx_rd_tlp_sop(tx_rd_tlp_sop),
+    .tx_rd_tlp_eop(tx_rd_tlp_eop),
+    .tx_rd_tlp_ready(tx_rd_tlp_ready),
+    .rx_cpl_tlp_data(rx_cpl_tlp_data),
+    .rx_cpl_tlp_strb(rx_cpl_tlp_strb),
+    .rx_cpl_tlp_hdr(rx_cpl_tlp_hdr),
+    .rx_cpl_tlp_valid(rx_cpl_tlp_valid),
+    .rx_cpl_tlp_sop(rx_cpl_tlp_sop),
+    .rx_cpl_tlp_eop(rx_cpl_tlp_eop),
+    .rx_cpl_tlp_ready(rx_cpl_tlp_ready),
+    .requester_id(requester_id),
+    .bus_master_enable(cmd_bus_master),
+    .max_read_request_size(max_read_request_size),
+    .idle(rd_idle),
+    .error(rd_error)
+);
+
+virtio_dma_wr #(
+    .DATA_WIDTH(DATA_WIDTH),
+    .STRB_WIDTH(STRB_WIDTH),
+    .KEEP_WIDTH(KEEP_WIDTH)
+)
+u_dma_wr (
+    .clk(clk),
+    .rst(rst),
+    .s_wr_req_addr(wr_req_addr),
+    .s_wr_req_len(wr_req_len),
+    .s_wr_req_imm(wr_req_imm),
+    .s_wr_req_imm_data(wr_req_imm_data),
+    .s_wr_req_valid(wr_req_valid),
+    .s_wr_req_ready(wr_req_ready),
+    .s_wr_data_tdata(s_be_in_tdata),
+    .s_wr_data_tkeep(s_be_in_tkeep),
+    .s_wr_data_tvalid(s_be_in_tvalid),
+    .s_wr_data_tready(s_be_in_tready),
+    .s_wr_data_tlast(s_be_in_tlast),
+    .tx_wr_tlp_data(tx_wr_tlp_data),
+    .tx_wr_tlp_strb(tx_wr_tlp_strb),
+    .tx_wr_tlp_hdr(tx_wr_tlp_hdr),
+    .tx_wr_tlp_valid(tx_wr_tlp_valid),
+    .tx_wr_tlp_sop(tx_wr_tlp_sop),
+    .tx_wr_tlp_eop(tx_wr_tlp_eop),
+    .tx_wr_tlp_ready(tx_wr_tlp_ready),
+    .requester_id(requester_id),
+    .bus_master_enable(cmd_bus_master),
+    .max_payload_size(max_payload_size),
+    .flush(wr_flush),
+    .wr_done(wr_done),
+    .idle(wr_idle)
+);
+
+virtio_tx_arb #(
+    .DATA_WIDTH(DATA_WIDTH),
+    .STRB_WIDTH(STRB_WIDTH)
+)
+u_tx_arb (
+    .clk(clk),
+    .rst(rst),
+    .tx_rd_tlp_data(tx_rd_tlp_data),
+    .tx_rd_tlp_strb(tx_rd_tlp_strb),
+    .tx_rd_tlp_hdr(tx_rd_tlp_hdr),
+    .tx_rd_tlp_valid(tx_rd_tlp_valid),
+    .tx_rd_tlp_sop(tx_rd_tlp_sop),
+    .tx_rd_tlp_eop(tx_rd_tlp_eop),
+    .tx_rd_tlp_ready(tx_rd_tlp_ready),
+    .tx_wr_tlp_data(tx_wr_tlp_data),
+    .tx_wr_tlp_strb(tx_wr_tlp_strb),
+    .tx_wr_tlp_hdr(tx_wr_tlp_hdr),
+    .tx_wr_tlp_valid(tx_wr_tlp_valid),
+    .tx_wr_tlp_sop(tx_wr_tlp_sop),
+    .tx_wr_tlp_eop(tx_wr_tlp_eop),
+    .tx_wr_tlp_ready(tx_wr_tlp_ready),
+    .tx_msg_tlp_data(tx_msg_tlp_data),
+    .tx_msg_tlp_strb(tx_msg_tlp_strb),
+    .tx_msg_tlp_hdr(tx_msg_tlp_hdr),
+    .tx_msg_tlp_valid(tx_msg_tlp_valid),
+    .tx_msg_tlp_sop(tx_msg_tlp_sop),
+    .tx_msg_tlp_eop(tx_msg_tlp_eop),
+    .tx_msg_tlp_ready(tx_msg_tlp_ready),
+    .tx_req_tlp_data(tx_req_tlp_data),
+    .tx_req_tlp_strb(tx_req_tlp_strb),
+    .tx_req_tlp_hdr(tx_req_tlp_hdr),
+    .tx_req_tlp_valid(tx_req_tlp_valid),
+    .tx_req_tlp_sop(tx_req_tlp_sop),
+    .tx_req_tlp_eop(tx_req_tlp_eop),
+    .tx_req_tlp_ready(tx_req_tlp_ready)
 );
 
 endmodule
