@@ -553,9 +553,9 @@ class VirtioBlk(VirtioBlkDriver):
         """VIRTIO_BLK_T_OUT of ``data`` (a non-empty multiple of 512 bytes)."""
         if not data:
             raise ValueError("virtio-blk write of no data")
+        self._check_range(sector, len(data), "write")
         if self.read_only:
             raise VirtioError("virtio-blk: write to a read-only device (VIRTIO_BLK_F_RO)")
-        self._check_range(sector, len(data), "write")
         return await self.submit_request(VIRTIO_BLK_T_OUT, sector, out_data=data, **kwargs)
 
     async def submit_flush(self, **kwargs):
