@@ -8,11 +8,13 @@ sends on ``tx_cpl`` / ``tx_req`` goes upstream after the protocol checker has se
 """
 
 import logging
+import os
 
 import cocotb
 from cocotb.clock import Clock
 from cocotb.queue import Queue
 from cocotb.triggers import ClockCycles, Event, RisingEdge, FallingEdge, with_timeout
+from cocotbext.axi import AxiBus, AxiRam
 from cocotbext.pcie.core import RootComplex, Device
 from cocotbext.pcie.core.tlp import TlpType
 
@@ -20,6 +22,8 @@ from .checker import TlpChecker
 from .tlp_stream import TlpStreamSink, TlpStreamSource, beats_to_tlp
 
 VIRTIO_PCI_VENDOR_ID = 0x1AF4
+SECTOR_SIZE = 512
+DEFAULT_CAPACITY_SECTORS = 2048   # virtio_blk_pci's CAPACITY default
 PCI_CAP_ID_EXP = 0x10
 PCI_EXP_DEVCTL = 8
 
@@ -93,7 +97,7 @@ class PcieHost:
     """
 
     def __init__(self, dut, clk=None, rst=None, clock_period_ns=4, start_clock=True,
-                 max_payload_size=256, max_read_request_size=512):
+                 max_payload_size=256, max_read_request_size=512, disk_size=None):
         self.dut = dut
         self.clk = clk if clk is not None else dut.clk
         self.rst = rst if rst is not None else dut.rst
@@ -102,6 +106,8 @@ class PcieHost:
         for name in ("cocotb.pcie", "cocotb.tb.rx_req_tlp", "cocotb.tb.rx_cpl_tlp"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
+        # in reset from time 0, so that no model samples the RTL's outputs before they are defined
+        self.rst.value = 1
         if start_clock:
             Clock(self.clk, clock_period_ns, unit="ns", impl="gpi").start()
         self.clock_period_ns = clock_period_ns
@@ -124,6 +130,12 @@ class PcieHost:
                                     self._on_tx_req, self.checker._error)
         self.intx = IntxMonitor(dut.intx_assert) if hasattr(dut, "intx_assert") else None
         self.pci_dev = None
+        # the disk memory behind the device's AXI4 master port (byte address = sector x 512)
+        # (created by reset(), once the RTL's outputs are defined)
+        self.disk = None
+        if hasattr(dut, "m_axi_awvalid") and disk_size is None:
+            disk_size = int(os.environ.get("PARAM_CAPACITY", DEFAULT_CAPACITY_SECTORS)) * SECTOR_SIZE
+        self.disk_size = disk_size
         self._injected = {}
 
     # ---- streams from the RTL
@@ -179,6 +191,10 @@ class PcieHost:
     async def reset(self, cycles=8):
         self.rst.value = 1
         await ClockCycles(self.clk, cycles)
+        if self.disk is None and self.disk_size is not None:
+            self.disk = AxiRam(AxiBus.from_prefix(self.dut, "m_axi"), self.clk, self.rst, size=self.disk_size)
+            for name in ("cocotb.virtio_blk_pci.m_axi", "cocotb.axi"):
+                logging.getLogger(name).setLevel(logging.WARNING)
         await FallingEdge(self.clk)
         self.rst.value = 0
         await ClockCycles(self.clk, 2)
