@@ -205,8 +205,8 @@ class VirtioBlkDriver(VirtioDriver):
         return self.capacity
 
     def virtblk_done(self, vq):
-        """Request-queue interrupt. The Virtqueue counts it; completions are reaped by
-        virtqueue_get_buf, which does not exist yet, so there is nothing else to do."""
+        """Request-queue interrupt. The Virtqueue counts it; this probe-only driver sends no
+        requests, so there is nothing to reap (VirtioBlk reaps with virtqueue_get_buf)."""
 
     async def config_changed(self, vdev):
         """Linux re-reads the capacity on a configuration change (virtblk_config_changed_work)."""
@@ -703,7 +703,11 @@ class VirtioBlk(VirtioBlkDriver):
                 self._finish(req)
 
     async def remove(self, vdev):
+        """Reset, fail what the device never used, and forget the rings (virtblk_remove). From
+        the reset on, a DMA checker treats any device access to the old rings as an error."""
         await virtio_reset_device(vdev)
+        for vq in self.vqs:
+            vq.vring_del_virtqueue()
         await self.abort_all()
         await vdev.del_vqs()
         self.vqs = []

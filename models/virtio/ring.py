@@ -870,6 +870,17 @@ class Virtqueue:
             if inspect.isawaitable(result):
                 await result
 
+    def vring_del_virtqueue(self):
+        """The queue is gone (after a device or queue reset, before its memory could be reused):
+        the DMA checker forgets its rings and chains, so any later device access to them is an
+        error (RST-02, VQ-01). Outstanding chains stay in ``desc_state`` for
+        virtqueue_detach_unused_buf. Idempotent."""
+        checker = self._dma_checker
+        self._dma_checker = None
+        self.broken = True
+        if checker is not None:
+            checker.unregister_vring(self)
+
     # ------------------------------------------------------------------------------------------
 
     def outstanding(self):

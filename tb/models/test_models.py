@@ -1026,3 +1026,21 @@ def test_blk_abort_all_after_reset():
         assert blk.vqs[0].num_free == blk.vqs[0].num and blk.vqs[0].avail_idx_shadow == 0
         assert blk.host_mem.allocated == 0
     run(body())
+
+
+def test_blk_remove_resets_and_forgets_the_rings():
+    """remove(): reset, requests never used come back aborted, and from then on the checker
+    treats any device access to the old rings or buffers as an error (RST-02)."""
+    async def body():
+        blk, disk, vdev, chk = await make_blk(handler=False)
+        vq = blk.vqs[0]
+        dev = vdev.devices[0]
+        reqs = [await blk.submit_read(s, 1) for s in range(2)]
+        chain = (await dev.fetch())[0]
+        await blk.remove(vdev)
+        assert all(r.aborted for r in reqs) and blk.vqs == [] and vq.virtqueue_is_broken()
+        with pytest.raises(DmaViolation, match="not owned"):
+            await dev.dma.write(chain.in_spans[0][0], b"late")
+        with pytest.raises(DmaViolation, match="no longer owned"):
+            await dev.dma.read(vq.avail_addr, 2)
+    run(body())
