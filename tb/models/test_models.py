@@ -1044,3 +1044,22 @@ def test_blk_remove_resets_and_forgets_the_rings():
         with pytest.raises(DmaViolation, match="no longer owned"):
             await dev.dma.read(vq.avail_addr, 2)
     run(body())
+
+
+def test_blk_stream_keeps_the_ring_full():
+    """stream(): many cheap requests with one doorbell per refill (the SPL-24 wrap driver)."""
+    async def body():
+        blk, disk, vdev, chk = await make_blk(num=8, features=F_EVENT, layout="separate")
+        failures = await blk.stream(3000)
+        assert failures == [] and blk.completed == 3000 and disk.requests[VIRTIO_BLK_T_FLUSH] == 3000
+        assert blk.vqs[0].avail_idx_shadow == 3000 and blk.host_mem.allocated == 0
+
+        async def reads(n):
+            return await blk.submit_read(n % 64, 1, kick=False, wait_for_space=False)
+        assert await blk.stream(100, reads, depth=3) == []
+        req = await blk.submit_request(0xFF, kick=False)
+        await blk.kick()
+        assert await blk.stream(1, lambda n: blk.submit_request(0xFE, kick=False)) != []
+        assert req.status == VIRTIO_BLK_S_UNSUPP
+        chk.assert_clean(allow_warnings=False)
+    run(body())
