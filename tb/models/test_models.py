@@ -197,7 +197,8 @@ def test_indirect_follows_linux_rule():
     run(body())
 
 
-@pytest.mark.parametrize("variant", ["direct_prefix", "order", "shuffle", "write_flag", "misalign8", "qsz1"])
+@pytest.mark.parametrize("variant", ["direct_prefix", "order", "shuffle", "write_flag", "misalign8", "page_cross",
+                                     "qsz1"])
 def test_indirect_variants(variant):
     """SPL-06/07/08, SPL-24 (qsz 1): the device model finds the same buffers whatever the table
     looks like, and the driver gets everything back."""
@@ -218,10 +219,14 @@ def test_indirect_variants(variant):
             vq.indirect_extra_flags = VRING_DESC_F_WRITE
         elif variant == "misalign8":
             vq.indirect_misalign = 8
+        elif variant == "page_cross":
+            vq.indirect_align, vq.indirect_misalign = 4096, 4096 - 32
         head = await vq.virtqueue_add_sgs(out, inb, "x", **kwargs)
         table = vq.desc_state[head].indir_desc
         if variant == "misalign8":
             assert table.addr % 16 == 8
+        if variant == "page_cross":
+            assert table.addr // 4096 != (table.addr + table.size - 1) // 4096
         if variant == "order":
             raw = await table.read()
             nexts = [int.from_bytes(raw[16 * i + 14:16 * i + 16], "little") for i in range(5)]
