@@ -59,6 +59,8 @@ VIRTIO_BLK_S_IOERR = 1
 VIRTIO_BLK_S_UNSUPP = 2
 VIRTIO_BLK_ID_BYTES = 20
 
+AXI_BURST_INCR = 1
+
 SECTOR_SIZE = 512
 HDR_BYTES = 16                      # struct virtio_blk_outhdr
 DISK_SECTORS = 4096                 # 2 MiB RAM disk
@@ -159,6 +161,7 @@ class TB:
         self.lanes = self.width // 8
         self.read_only = env_int("READ_ONLY", 0) != 0
         self.max_burst = env_int("AXI_MAX_BURST_LEN", 256)
+        self.max_outstanding = env_int("AXI_MAX_OUTSTANDING", 4)
         ident = os.environ.get("PARAM_ID_STRING")
         self.ident = (bytes.fromhex(ident.split("'h")[1])[::-1].rstrip(b"\0") if ident
                       else DEFAULT_ID)
@@ -181,6 +184,7 @@ class TB:
         self.outstanding = 0
         self.idle_errors = 0
         self.abort_errors = 0
+        self.burst_errors = []
 
         dut.s_req_valid.value = 0
         dut.s_req_out_len.value = 0
@@ -211,9 +215,13 @@ class TB:
             if arv and dut.m_axi_arready.value:
                 self.ar_bursts += 1
                 self.outstanding += 1
+                self.check_burst("AR", dut.m_axi_araddr.value, dut.m_axi_arlen.value,
+                                 dut.m_axi_arsize.value, dut.m_axi_arburst.value)
             if awv and dut.m_axi_awready.value:
                 self.aw_bursts += 1
                 self.outstanding += 1
+                self.check_burst("AW", dut.m_axi_awaddr.value, dut.m_axi_awlen.value,
+                                 dut.m_axi_awsize.value, dut.m_axi_awburst.value)
             if dut.m_axi_rvalid.value and dut.m_axi_rready.value:
                 self.r_beats += 1
                 if dut.m_axi_rlast.value:
@@ -227,6 +235,23 @@ class TB:
             if dut.abort.value and (dut.m_in_tvalid.value or dut.s_out_tready.value or
                                     dut.s_req_ready.value):
                 self.abort_errors += 1
+
+    def check_burst(self, channel, addr, length, size, burst):
+        """Full-width INCR bursts of at most AXI_MAX_BURST_LEN beats that stay inside the disk
+        and inside one 4 KiB page (AXI4)."""
+        addr, beats = int(addr), int(length) + 1
+        nbytes = beats * self.lanes
+        problems = []
+        if int(size) != self.lanes.bit_length() - 1 or int(burst) != AXI_BURST_INCR:
+            problems.append("not a full-width INCR burst")
+        if beats > self.max_burst:
+            problems.append(f"{beats} beats > AXI_MAX_BURST_LEN")
+        if addr // 4096 != (addr + nbytes - 1) // 4096:
+            problems.append("crosses 4 KiB")
+        if addr % self.lanes or addr + nbytes > self.size:
+            problems.append("unaligned or outside the disk")
+        if problems:
+            self.burst_errors.append(f"{channel} 0x{addr:x} x{beats}: {', '.join(problems)}")
 
     def set_backpressure(self, on):
         """Idle cycles on s_out, backpressure on m_in and pauses on every AXI channel."""
@@ -247,6 +272,7 @@ class TB:
     def check_no_errors(self):
         assert self.idle_errors == 0, "idle was high while an AXI burst was outstanding"
         assert self.abort_errors == 0, "a stream moved (or s_req_ready was high) while abort was high"
+        assert not self.burst_errors, self.burst_errors[:4]
 
     def check_disk(self):
         assert self.ram.read(0, self.size) == bytes(self.model.data), "disk differs from the reference"
@@ -707,8 +733,9 @@ async def run_abort(dut, kind):
 @cocotb.test()
 async def run_throughput(dut):
     """Throughput of 64 KiB IN and OUT with an AXI slave and streams that never stall:
-    cycles from the request handshake to the last writable beat, reported in bytes per
-    cycle; at least 80 % of the stream width."""
+    cycles from the request handshake to the last writable beat (for OUT: the status, sent
+    after the last write response), reported in bytes per cycle; at least 90 % of the
+    stream width when two or more bursts may be outstanding."""
     tb = await make_tb(dut)
     dut = tb.dut
     rng = random.Random(23)
@@ -733,15 +760,17 @@ async def run_throughput(dut):
     for kind, (cycles, rate) in results.items():
         tb.log.info("THROUGHPUT %s 64 KiB, DATA_WIDTH %d: %d cycles, %.2f bytes/cycle (%.0f %% of %d)",
                     kind, tb.width, cycles, rate, 100 * rate / tb.lanes, tb.lanes)
-        if not (tb.read_only and kind == "OUT"):
-            assert rate >= 0.8 * tb.lanes, f"{kind}: {rate:.2f} bytes/cycle"
+        # one burst in flight cannot hide the AXI round trip: measured, not required
+        if not (tb.read_only and kind == "OUT") and tb.max_outstanding >= 2:
+            assert rate >= 0.9 * tb.lanes, f"{kind}: {rate:.2f} bytes/cycle"
 
 
 # --------------------------------------------------------------------------- pytest
 
 CONFIGS = {
     "w64": {"DATA_WIDTH": 64},
-    "w128": {"DATA_WIDTH": 128},
+    # 16-beat (256-byte) bursts, two outstanding per direction: still one beat per clock
+    "w128": {"DATA_WIDTH": 128, "AXI_MAX_BURST_LEN": 16, "AXI_MAX_OUTSTANDING": 2},
     "w256": {"DATA_WIDTH": 256},
     # read-only disk, 16-beat bursts, one burst outstanding per direction, 20-character ID
     "ro256": {"DATA_WIDTH": 256, "READ_ONLY": 1, "AXI_MAX_BURST_LEN": 16, "AXI_MAX_OUTSTANDING": 1,
