@@ -664,7 +664,7 @@ always @* begin
     endcase
 
     // abort: forget the streams and stop issuing; bursts issued run to their end
-    if (abort && state_reg != ST_IDLE) begin
+    if (abort && state_reg != ST_IDLE && state_reg != ST_ABORT) begin
         state_next = ST_ABORT;
         out_active_next = 1'b0;
         in_beats_left_next = 32'd0;
@@ -784,8 +784,9 @@ always @* begin
         store_in_temp_to_output = 1'b1;
     end
 
-    // abort: the writable packet is abandoned, beats waiting here included
-    if (state_reg == ST_ABORT) begin
+    // abort: the writable packet is abandoned, beats waiting here included (also a
+    // status beat left behind when the request itself is over)
+    if (abort || state_reg == ST_ABORT) begin
         m_in_tvalid_next = 1'b0;
         temp_m_in_tvalid_next = 1'b0;
     end

@@ -85,7 +85,10 @@ module virtio_pci_common #
 
 `include "virtio_pci_defs.vh"
 
-localparam [15:0] QUEUE_SIZE_MAX_VALUE = QUEUE_SIZE_MAX;
+// the parameters at the width of the registers they are compared with (sized, so that a value
+// given on the command line, e.g. verilator -GNUM_QUEUES=4, does not make a 32-bit operand)
+localparam [15:0] QUEUE_SIZE_MAX_VALUE = QUEUE_SIZE_MAX[15:0];
+localparam [15:0] NUM_QUEUES_VALUE = NUM_QUEUES[15:0];
 
 initial begin
     if (QUEUE_SIZE_MAX < 1 || QUEUE_SIZE_MAX > 32768 || (QUEUE_SIZE_MAX & (QUEUE_SIZE_MAX - 1)) != 0) begin
@@ -176,7 +179,7 @@ assign intx_status = !msix_enable && isr_reg != 2'b00;
 assign intx_assert = intx_status && !cmd_intx_disable;
 
 // the selected queue
-wire queue_valid = queue_select_reg < NUM_QUEUES;
+wire queue_valid = queue_select_reg < NUM_QUEUES_VALUE;
 wire [QUEUE_INDEX_WIDTH-1:0] qsel = queue_select_reg[QUEUE_INDEX_WIDTH-1:0];
 
 function [31:0] merge_be(input [31:0] old_value, input [31:0] new_value, input [3:0] be);
@@ -202,7 +205,7 @@ wire [31:0] device_feature_word = device_feature_select_reg == 32'd0 ? DEVICE_FE
                                   device_feature_select_reg == 32'd1 ? DEVICE_FEATURES[63:32] : 32'd0;
 wire [31:0] driver_feature_word = driver_feature_select_reg == 32'd0 ? driver_features_reg[31:0] :
                                   driver_feature_select_reg == 32'd1 ? driver_features_reg[63:32] : 32'd0;
-wire [15:0] num_queues_value = NUM_QUEUES;
+wire [15:0] num_queues_value = NUM_QUEUES_VALUE;
 wire [15:0] q_size_value = queue_valid ? queue_size_reg[qsel] : 16'd0;
 wire [15:0] q_msix_value = queue_valid ? queue_msix_vector_reg[qsel] : VIRTIO_MSI_NO_VECTOR;
 wire [15:0] q_enable_value = queue_valid ? {15'd0, queue_enable_reg[qsel]} : 16'd0;
@@ -345,7 +348,7 @@ always @(posedge clk) begin
     end
 
     // ---- doorbells: a 16-bit (or wider) write anywhere in the queue's notify slot
-    if (reg_wr && notify_sel && reg_be[1:0] != 2'b00 && reg_addr < NUM_QUEUES) begin
+    if (reg_wr && notify_sel && reg_be[1:0] != 2'b00 && {6'd0, reg_addr} < NUM_QUEUES_VALUE) begin
         if (driver_ok && queue_enable_reg[reg_addr[QUEUE_INDEX_WIDTH-1:0]] &&
                 !queue_reset_reg[reg_addr[QUEUE_INDEX_WIDTH-1:0]]) begin
             notify_valid <= 1'b1;

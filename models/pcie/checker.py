@@ -19,6 +19,7 @@ A violation raises TlpProtocolError (which fails the test) and is kept in ``erro
 import logging
 
 from cocotbext.pcie.core.tlp import TlpType, CplStatus
+from cocotbext.pcie.core.utils import PcieId
 
 READ_COMPLETION_BOUNDARY = 64
 PCI_COMMAND_DWORD = 1
@@ -145,8 +146,14 @@ class TlpChecker:
         if tlp.tc != rt.tc or tlp.attr != rt.attr:
             self._error(f"completion TC/Attr {tlp.tc}/{tlp.attr} differ from the request's {rt.tc}/{rt.attr}")
         if rt.fmt_type in _CFG_TYPES:
-            if tlp.completer_id != rt.completer_id:
-                self._error(f"config completion completer id {tlp.completer_id} != target {rt.completer_id}")
+            # a type-0 request names the function (its id answers); a type-1 request names a
+            # device behind a bridge, so the function answers UR with its own captured id
+            if rt.fmt_type in {TlpType.CFG_READ_0, TlpType.CFG_WRITE_0}:
+                expected = rt.completer_id
+            else:
+                expected = PcieId(*self.bus_dev, 0) if self.bus_dev is not None else tlp.completer_id
+            if tlp.completer_id != expected:
+                self._error(f"config completion completer id {tlp.completer_id} != {expected}")
             want = TlpType.CPL_DATA if (rt.fmt_type in {TlpType.CFG_READ_0, TlpType.CFG_READ_1} and tlp.status == CplStatus.SC) else TlpType.CPL
             if tlp.fmt_type != want:
                 self._error(f"config request answered with {tlp.fmt_type.name}, expected {want.name}")

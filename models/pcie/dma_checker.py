@@ -430,7 +430,8 @@ class DmaChecker:
                 self._error(f"{name}: used flags written one byte at a time")
             flags = int.from_bytes(track.shadow[0:2], "little")
             if getattr(vq, "event", False) and flags != 0:
-                self._error(f"{name}: SPL-20: used flags written as 0x{flags:x} with EVENT_IDX negotiated (must stay 0)")
+                self._error(f"{name}: SPL-20: used flags written as 0x{flags:x} with EVENT_IDX negotiated "
+                            "(must stay 0)")
             elif flags not in (0, 1):
                 self._error(f"{name}: SPL-19: used flags written as 0x{flags:x} (only 0 or 1 allowed)")
         if off_lo < USED_IDX_OFFSET + 2 and off_hi > USED_IDX_OFFSET:

@@ -16,6 +16,7 @@ from cocotb.queue import Queue
 from cocotb.triggers import ClockCycles, Event, RisingEdge, FallingEdge, with_timeout
 from cocotbext.axi import AxiBus, AxiRam
 from cocotbext.pcie.core import RootComplex, Device
+from cocotbext.pcie.core.caps import PciCapId
 from cocotbext.pcie.core.tlp import TlpType
 
 from .checker import TlpChecker
@@ -24,7 +25,6 @@ from .tlp_stream import TlpStreamSink, TlpStreamSource, beats_to_tlp
 VIRTIO_PCI_VENDOR_ID = 0x1AF4
 SECTOR_SIZE = 512
 DEFAULT_CAPACITY_SECTORS = 2048   # virtio_blk_pci's CAPACITY default
-PCI_CAP_ID_EXP = 0x10
 PCI_EXP_DEVCTL = 8
 
 
@@ -145,7 +145,9 @@ class PcieHost:
         waiter = self._injected.get((int(tlp.requester_id), tlp.tag))
         if waiter is not None:
             waiter[0].append(tlp)
-            if tlp.status != 0 or tlp.byte_count <= tlp.length * 4 - (tlp.lower_address & 3):
+            # the last completion: an error, one without data (writes), or the rest of the bytes
+            if (tlp.status != 0 or tlp.fmt_type == TlpType.CPL
+                    or tlp.byte_count <= tlp.length * 4 - (tlp.lower_address & 3)):
                 del self._injected[(int(tlp.requester_id), tlp.tag)]
                 waiter[1].set()
             return
@@ -212,7 +214,7 @@ class PcieHost:
         self.pci_dev = self.find_function()
         if self.pci_dev is None:
             raise AssertionError("enumeration found no device with vendor id 0x1AF4")
-        exp = self.pci_dev.get_capability_offset(PCI_CAP_ID_EXP)
+        exp = self.pci_dev.get_capability_offset(PciCapId.EXP)
         if exp:
             self.checker.devctl_dword = (exp + PCI_EXP_DEVCTL) >> 2
         return self.pci_dev

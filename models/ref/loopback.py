@@ -86,5 +86,15 @@ class LoopbackVirtioDevice:
         return vq
 
     async def on_notify(self, index):
-        if self.handler is not None:
-            await self.devices[index].service(self.handler, reorder=self.reorder, batch=self.batch)
+        device = self.devices.get(index)
+        if self.handler is not None and device is not None:
+            await device.service(self.handler, reorder=self.reorder, batch=self.batch)
+
+    async def reset(self):
+        """Device reset: the device models stop (doorbells are ignored until new queues)."""
+        self.reset_count = getattr(self, "reset_count", 0) + 1
+        self.stopped_devices = dict(self.devices)
+        self.devices = {}
+
+    async def del_vqs(self):
+        self.vqs = []

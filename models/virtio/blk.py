@@ -205,8 +205,8 @@ class VirtioBlkDriver(VirtioDriver):
         return self.capacity
 
     def virtblk_done(self, vq):
-        """Request-queue interrupt. The Virtqueue counts it; completions are reaped by
-        virtqueue_get_buf, which does not exist yet, so there is nothing else to do."""
+        """Request-queue interrupt. The Virtqueue counts it; this probe-only driver sends no
+        requests, so there is nothing to reap (VirtioBlk reaps with virtqueue_get_buf)."""
 
     async def config_changed(self, vdev):
         """Linux re-reads the capacity on a configuration change (virtblk_config_changed_work)."""
@@ -691,6 +691,50 @@ class VirtioBlk(VirtioBlkDriver):
         while self.inflight:
             await self.wait_req(next(iter(self.inflight)))
 
+    async def stream(self, count, submit=None, depth=None):
+        """Run ``count`` requests keeping up to ``depth`` in flight (default: every ring full),
+        one doorbell per refill; returns the requests whose status was not OK.
+
+        ``submit(n)`` queues request number ``n`` and returns its VirtblkReq; it must pass
+        ``kick=False, wait_for_space=False`` (a full ring ends the refill). The default sends
+        FLUSH, the cheapest request: the way to push the free-running ring indices past 65535
+        (SPL-24), since a device starts them at 0 after every reset.
+        """
+        if submit is None:
+            def submit(n):
+                return self.submit_flush(kick=False, wait_for_space=False)
+        depth = depth or sum(vq.num for vq in self.vqs)
+        failures = []
+
+        def check(req):
+            if req.status != VIRTIO_BLK_S_OK:
+                failures.append(req)
+        n = 0
+        while n < count:
+            before = self.completed
+            while n < count and len(self.inflight) < depth:
+                try:
+                    req = await submit(n)
+                except VirtqueueFullError:
+                    break
+                req.callbacks.append(check)
+                if req.done:
+                    check(req)
+                n += 1
+            await self.kick()
+            await self._wait_any(before)
+        await self.wait_all()
+        return failures
+
+    async def _wait_any(self, since):
+        """Wait until ``completed`` moves past ``since`` (or nothing is in flight)."""
+        while self.completed == since and self.inflight:
+            if self.use_irq:
+                self._space_event.clear()
+                await self._space_event.wait()
+            elif not await self.poll():
+                await self._poll_delay()
+
     async def abort_all(self):
         """After a device reset: take back every buffer the device never used; their requests
         complete with status None and ``aborted`` set."""
@@ -703,7 +747,11 @@ class VirtioBlk(VirtioBlkDriver):
                 self._finish(req)
 
     async def remove(self, vdev):
+        """Reset, fail what the device never used, and forget the rings (virtblk_remove). From
+        the reset on, a DMA checker treats any device access to the old rings as an error."""
         await virtio_reset_device(vdev)
+        for vq in self.vqs:
+            vq.vring_del_virtqueue()
         await self.abort_all()
         await vdev.del_vqs()
         self.vqs = []

@@ -333,9 +333,10 @@ class Virtqueue:
 
     Counters: ``kicks_sent``, ``kicks_suppressed``, ``bufs_added``, ``bufs_used``.
 
-    Test knobs: ``indirect_misalign`` places indirect tables that many bytes past a 16-byte
-    boundary (8: SPL-08); ``indirect_extra_flags`` is ORed into the flags of the descriptor that
-    points to a table (VRING_DESC_F_WRITE: SPL-06).
+    Test knobs: indirect tables go ``indirect_misalign`` bytes past an ``indirect_align``
+    boundary (SPL-08: misalign 8 for 8-byte alignment; align 4096 and misalign 4096 - 32 for a
+    table that crosses a 4 KiB page); ``indirect_extra_flags`` is ORed into the flags of the
+    descriptor that points to a table (VRING_DESC_F_WRITE: SPL-06).
     """
 
     def __init__(self, vdev, index, num, name, callback, region, region_offset, vring_align=SMP_CACHE_BYTES,
@@ -390,6 +391,7 @@ class Virtqueue:
         self.kicks_suppressed = 0
         self.bufs_added = 0
         self.bufs_used = 0
+        self.indirect_align = VRING_DESC_ALIGN_SIZE
         self.indirect_misalign = 0
         self.indirect_extra_flags = 0
         self._in_use = None
@@ -664,7 +666,7 @@ class Virtqueue:
     def _alloc_indirect(self, n):
         if self.host_mem is None:
             raise VirtqueueError(f"vq {self.index}: no host memory pool for indirect tables")
-        return self.host_mem.alloc(n * VRING_DESC_SIZEOF, VRING_DESC_ALIGN_SIZE, self.indirect_misalign)
+        return self.host_mem.alloc(n * VRING_DESC_SIZEOF, self.indirect_align, self.indirect_misalign)
 
     # ------------------------------------------------------------------------------------------
     # virtqueue_kick
@@ -869,6 +871,17 @@ class Virtqueue:
             result = self.callback(self)
             if inspect.isawaitable(result):
                 await result
+
+    def vring_del_virtqueue(self):
+        """The queue is gone (after a device or queue reset, before its memory could be reused):
+        the DMA checker forgets its rings and chains, so any later device access to them is an
+        error (RST-02, VQ-01). Outstanding chains stay in ``desc_state`` for
+        virtqueue_detach_unused_buf. Idempotent."""
+        checker = self._dma_checker
+        self._dma_checker = None
+        self.broken = True
+        if checker is not None:
+            checker.unregister_vring(self)
 
     # ------------------------------------------------------------------------------------------
 

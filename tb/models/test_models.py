@@ -197,7 +197,8 @@ def test_indirect_follows_linux_rule():
     run(body())
 
 
-@pytest.mark.parametrize("variant", ["direct_prefix", "order", "shuffle", "write_flag", "misalign8", "qsz1"])
+@pytest.mark.parametrize("variant", ["direct_prefix", "order", "shuffle", "write_flag", "misalign8", "page_cross",
+                                     "qsz1"])
 def test_indirect_variants(variant):
     """SPL-06/07/08, SPL-24 (qsz 1): the device model finds the same buffers whatever the table
     looks like, and the driver gets everything back."""
@@ -218,10 +219,14 @@ def test_indirect_variants(variant):
             vq.indirect_extra_flags = VRING_DESC_F_WRITE
         elif variant == "misalign8":
             vq.indirect_misalign = 8
+        elif variant == "page_cross":
+            vq.indirect_align, vq.indirect_misalign = 4096, 4096 - 32
         head = await vq.virtqueue_add_sgs(out, inb, "x", **kwargs)
         table = vq.desc_state[head].indir_desc
         if variant == "misalign8":
             assert table.addr % 16 == 8
+        if variant == "page_cross":
+            assert table.addr // 4096 != (table.addr + table.size - 1) // 4096
         if variant == "order":
             raw = await table.read()
             nexts = [int.from_bytes(raw[16 * i + 14:16 * i + 16], "little") for i in range(5)]
@@ -1025,4 +1030,41 @@ def test_blk_abort_all_after_reset():
         assert all(r.aborted and r.status is None for r in reqs) and not blk.inflight
         assert blk.vqs[0].num_free == blk.vqs[0].num and blk.vqs[0].avail_idx_shadow == 0
         assert blk.host_mem.allocated == 0
+    run(body())
+
+
+def test_blk_remove_resets_and_forgets_the_rings():
+    """remove(): reset, requests never used come back aborted, and from then on the checker
+    treats any device access to the old rings or buffers as an error (RST-02)."""
+    async def body():
+        blk, disk, vdev, chk = await make_blk(handler=False)
+        vq = blk.vqs[0]
+        dev = vdev.devices[0]
+        reqs = [await blk.submit_read(s, 1) for s in range(2)]
+        chain = (await dev.fetch())[0]
+        await blk.remove(vdev)
+        assert all(r.aborted for r in reqs) and blk.vqs == [] and vq.virtqueue_is_broken()
+        with pytest.raises(DmaViolation, match="not owned"):
+            await dev.dma.write(chain.in_spans[0][0], b"late")
+        with pytest.raises(DmaViolation, match="no longer owned"):
+            await dev.dma.read(vq.avail_addr, 2)
+    run(body())
+
+
+def test_blk_stream_keeps_the_ring_full():
+    """stream(): many cheap requests with one doorbell per refill (the SPL-24 wrap driver)."""
+    async def body():
+        blk, disk, vdev, chk = await make_blk(num=8, features=F_EVENT, layout="separate")
+        failures = await blk.stream(3000)
+        assert failures == [] and blk.completed == 3000 and disk.requests[VIRTIO_BLK_T_FLUSH] == 3000
+        assert blk.vqs[0].avail_idx_shadow == 3000 and blk.host_mem.allocated == 0
+
+        async def reads(n):
+            return await blk.submit_read(n % 64, 1, kick=False, wait_for_space=False)
+        assert await blk.stream(100, reads, depth=3) == []
+        req = await blk.submit_request(0xFF, kick=False)
+        await blk.kick()
+        assert await blk.stream(1, lambda n: blk.submit_request(0xFE, kick=False)) != []
+        assert req.status == VIRTIO_BLK_S_UNSUPP
+        chk.assert_clean(allow_warnings=False)
     run(body())

@@ -701,7 +701,7 @@ async def run_enumeration(dut):
     assert bool(bar_lo & PCI_BASE_ADDRESS_MEM_PREFETCH) == bool(BAR0_PREFETCHABLE)
     assert dev.bar_size[0] == BAR0_SIZE
     assert (bar_hi << 32 | bar_lo & ~0xF) == dev.bar_addr[0]
-    assert dev.bar_size[1:] == [None] * 5 or all(not s for s in dev.bar_size[1:])
+    assert not any(dev.bar_size[1:]), f"the host found more BARs: {dev.bar_size}"
 
     # ---- capability list walk by hand: pointers dword aligned, inside the header's capability
     # area, no loops, ends with 0
@@ -1099,9 +1099,9 @@ async def run_unsupported_requests(dut, traffic):
         assert int.from_bytes(data, "little") == data_value
 
     # ---- posted requests that must be dropped
-    alias = (tb.bar0 + BAR0_SIZE + data_reg, tb.bar0 - BAR0_SIZE + data_reg,
-             tb.bar0 ^ ((1 << 40) if four_dw else (1 << 31)) ^ data_reg ^ data_reg)
-    for addr in alias:  # outside BAR0 (no aliasing of the lower address bits)
+    aliases = (tb.bar0 + BAR0_SIZE + data_reg, tb.bar0 - BAR0_SIZE + data_reg,
+               (tb.bar0 ^ ((1 << 40) if four_dw else (1 << 31))) + data_reg)
+    for addr in aliases:  # outside BAR0, same low address bits as the data register
         await tb.expect_dropped(tb.mem_write_tlp(addr, struct.pack("<I", 0xDEAD_BEEF)))
     # longer than MPS (128 bytes here) over the whole table
     await tb.expect_dropped(tb.mem_write_tlp(tb.bar0 + MSIX_TABLE_OFFSET, bytes(range(132))))
@@ -1242,19 +1242,27 @@ async def run_completer_data_path(dut, traffic):
     rng = tb.rng
     await tb.fill_msix_table()
     await tb.snapshot_bar0()
+    # The completer moves one dword per clock, so the read volume sets the simulation time:
+    # the full length sweep at the smallest MPS (most splits) without idle cycles, fewer
+    # lengths at the larger MPS values and with idle cycles (which only stretch the transfers).
+    if traffic == "none":
+        sweeps = [(MPS_VALUES[0], READ_LENGTHS)] + [(mps, READ_LENGTHS[2::3] + (1024,)) for mps in MPS_VALUES[1:]]
+    else:
+        offset = int(traffic == "paused")
+        sweeps = [(mps, READ_LENGTHS[offset + k::4] + (1024,)) for k, mps in enumerate(MPS_VALUES)]
 
     # ---- long reads at every MPS: lengths 1..1024 dwords at random offsets of every page,
     # and reads that start or end exactly on an MPS boundary
-    for mps in MPS_VALUES:
+    for mps, lengths in sweeps:
         await tb.set_mps(mps)
         mps_dw = mps // 4
-        for ndw in READ_LENGTHS:
+        for ndw in lengths:
             page = rng.choice(READ_PAGES)
             start = rng.randrange(0, PAGE_SIZE // 4 - ndw + 1)
             first_be, last_be = random_bes(rng, ndw, start % 2 == 0)
             await tb.check_window(page + 4 * start, ndw, first_be, last_be)
         for start, ndw in ((mps_dw - 1, 2), (mps_dw, mps_dw), (mps_dw - 1, mps_dw + 2), (1, mps_dw - 1),
-                           (3 * mps_dw - 5, 2 * mps_dw + 9), (0, PAGE_SIZE // 4)):
+                           (3 * mps_dw - 5, 2 * mps_dw + 9)):
             await tb.check_window(MSIX_TABLE_OFFSET + 4 * start, ndw)
 
     # ---- writes of random length, offset and byte enables into the table page, then the page
@@ -1326,7 +1334,7 @@ async def run_completer_data_path(dut, traffic):
 
     # ---- finally all of BAR0 again, page by page
     await tb.set_mps(128)
-    for page in READ_PAGES:
+    for page in READ_PAGES if traffic == "none" else (COMMON_CFG_OFFSET, DEVICE_CFG_OFFSET, MSIX_TABLE_OFFSET):
         await tb.check_window(page, PAGE_SIZE // 4)
     tb.host.checker.assert_quiet()
 

@@ -9,12 +9,15 @@ cocotb tests, run by tb/virtio/test_virtio.py.
 """
 
 import cocotb
+from cocotbext.pcie.core.tlp import TlpType
 
 from virtio_tb import (
     PCI_COMMAND_INTX_DISABLE,
     PCI_COMMAND_MASTER,
     PCI_MSIX_ENTRY_DATA,
+    PCI_MSIX_ENTRY_CTRL_MASKBIT,
     PCI_MSIX_ENTRY_LOWER_ADDR,
+    PCI_MSIX_ENTRY_SIZE,
     PCI_MSIX_ENTRY_UPPER_ADDR,
     PCI_MSIX_ENTRY_VECTOR_CTRL,
     PCI_MSIX_FLAGS_ENABLE,
@@ -503,4 +506,68 @@ async def run_no_interrupt_before_driver_ok(dut):
     await resize()
     await tb.wait_ns(QUIET_WINDOW_NS)
     assert tb.host.intx.rises == 0 and await tb.isr_read() == 0
+    await tb.finish()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def run_msix_table_access(dut):
+    """MSI-X table and PBA as the PCI spec has them (PCI-01, PCI-37, PCI-46): after reset every
+    vector is masked and no bit is pending; entries take dword, qword and whole-entry (16-byte)
+    writes and reads; Vector Control keeps only its mask bit; entries past Table Size read 0 and
+    ignore writes (no aliasing onto real entries); the PBA ignores writes; a message address
+    above 4 GiB goes out as a 4-DW memory write to exactly that address."""
+    tb = VirtioTB(dut, seed=107)
+    await tb.start()
+    n = tb.msix_table_size
+    window, base = tb.msix_table
+    pba_window, pba_base = tb.msix_pba
+
+    for k in range(n):
+        ctrl = await tb.msix_entry_read(k, PCI_MSIX_ENTRY_VECTOR_CTRL)
+        assert ctrl == PCI_MSIX_ENTRY_CTRL_MASKBIT, f"entry {k} vector control {ctrl:#x} after reset"
+        assert await tb.msix_pending(k) == 0
+
+    def entry_bytes(addr, data, ctrl):
+        return addr.to_bytes(8, "little") + data.to_bytes(4, "little") + ctrl.to_bytes(4, "little")
+
+    want = {}
+    for k in range(n):
+        addr = 0x1_0000_0000 * (k + 1) + 0x40 * k + 0xFEE0_0000
+        data = 0xA500 + k
+        if k % 2:
+            await window.write(base + k * PCI_MSIX_ENTRY_SIZE, entry_bytes(addr, data, 0xFFFF_FFFF))
+        else:
+            await window.write(base + k * PCI_MSIX_ENTRY_SIZE, addr.to_bytes(8, "little"))
+            await window.write(base + k * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_DATA,
+                               (data | 0xFFFF_FFFF << 32).to_bytes(8, "little"))
+        want[k] = entry_bytes(addr, data, PCI_MSIX_ENTRY_CTRL_MASKBIT)
+    # entries past the table: ignored, and they read 0
+    for k in (n, n + 1, 255):
+        await window.write(base + k * PCI_MSIX_ENTRY_SIZE, entry_bytes(0xDEAD_BEEF_0000, 0x5555, 0))
+        got = bytes(await window.read(base + k * PCI_MSIX_ENTRY_SIZE, PCI_MSIX_ENTRY_SIZE))
+        assert got == bytes(PCI_MSIX_ENTRY_SIZE), f"entry {k} past the table reads {got.hex()}"
+    for k in range(n):
+        whole = bytes(await window.read(base + k * PCI_MSIX_ENTRY_SIZE, PCI_MSIX_ENTRY_SIZE))
+        assert whole == want[k], f"entry {k}: {whole.hex()}, expected {want[k].hex()}"
+        qword = bytes(await window.read(base + k * PCI_MSIX_ENTRY_SIZE, 8))
+        assert qword == want[k][:8]
+        assert await tb.msix_entry_read(k, PCI_MSIX_ENTRY_UPPER_ADDR) == k + 1
+    # the PBA is read-only
+    await pba_window.write(pba_base, (0xFFFF_FFFF).to_bytes(4, "little"))
+    for k in range(n):
+        assert await tb.msix_pending(k) == 0, f"PBA bit {k} written by the host"
+
+    # a message above 4 GiB: enable MSI-X with the entries as they are, unmask the last one
+    v = n - 1
+    await tb.msix_set_flags(PCI_MSIX_FLAGS_ENABLE)
+    await tb.msix_mask(v, False)
+    await tb.init_device(config_vector=v)
+    start = len(tb.host.tx_req_log)
+    await tb.resize(tb.p.capacity + 99)
+    await tb.wait_ns(QUIET_WINDOW_NS)
+    msgs = tb.msix_log(start)
+    addr = int.from_bytes(want[v][:8], "little")
+    assert len(msgs) == 1, msgs
+    assert msgs[0].fmt_type == TlpType.MEM_WRITE_64 and msgs[0].address == addr, msgs[0]
+    assert int.from_bytes(bytes(msgs[0].data[:4]), "little") == 0xA500 + v
     await tb.finish()

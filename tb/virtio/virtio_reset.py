@@ -7,6 +7,8 @@ cocotb tests, run by tb/virtio/test_virtio.py.
 import cocotb
 
 from virtio_tb import (
+    PCI_STATUS,
+    PCI_STATUS_INTERRUPT,
     VIRTIO_CONFIG_S_ACKNOWLEDGE,
     VIRTIO_CONFIG_S_DRIVER,
     VIRTIO_CONFIG_S_DRIVER_OK,
@@ -87,9 +89,14 @@ async def run_reset_restores_defaults(dut):
     await tb.start()
     await dirty_everything(tb)
     assert tb.dut.driver_ok.value == 1
+    # MSI-X is off here: the pending ISR bit shows in Status.Interrupt and holds INTx
+    assert await tb.cfg_read(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT, "config change left no ISR bit"
+    assert tb.host.intx.level == 1
     falls = tb.pins.driver_ok_falls
     await tb.reset_device()
     assert tb.pins.driver_ok_falls == falls + 1 and tb.dut.driver_ok.value == 0
+    assert tb.host.intx.level == 0, "INTx still asserted after reset (RST-02)"
+    assert not await tb.cfg_read(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT
     await check_all_defaults(tb)
     await tb.finish()
 
