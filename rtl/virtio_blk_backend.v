@@ -18,7 +18,9 @@
  * bytes are zeros and the status says why. Both packets always have exactly
  * the lengths given with the request, whatever the header says, and a
  * readable packet whose length disagrees with out_len is consumed up to its
- * tlast and fails the request.
+ * tlast and fails the request. abort (level) stops both streams at once, lets
+ * the AXI bursts already issued finish (writes with no byte enabled) and then
+ * raises idle. The full contract is in docs/ring-engine.md.
  */
 module virtio_blk_backend #
 (
@@ -127,7 +129,6 @@ module virtio_blk_backend #
 
 localparam BYTE_BITS = $clog2(KEEP_WIDTH);
 localparam SECTOR_SHIFT = 9;                       // 512-byte sectors
-localparam [8:0] SECTOR_MASK = 9'h1FF;
 localparam HDR_BYTES = 16;                         // sizeof(struct virtio_blk_outhdr)
 // beats that carry header bytes, and header bytes in a beat shared with data
 localparam HDR_BEATS = (HDR_BYTES + KEEP_WIDTH - 1) / KEEP_WIDTH;
@@ -339,8 +340,8 @@ assign m_axi_bready = 1'b1;
 
 // request checks
 wire range_ok = end_sector_reg <= {1'b0, capacity} && end_sector_reg <= ADDR_LIMIT_SECTORS;
-wire in_ok = in_len_reg != 32'd0 && (in_data_len[8:0] & SECTOR_MASK) == 9'd0 && range_ok;
-wire out_ok = in_len_reg != 32'd0 && (out_data_len[8:0] & SECTOR_MASK) == 9'd0 && range_ok &&
+wire in_ok = in_len_reg != 32'd0 && in_data_len[SECTOR_SHIFT-1:0] == 9'd0 && range_ok;
+wire out_ok = in_len_reg != 32'd0 && out_data_len[SECTOR_SHIFT-1:0] == 9'd0 && range_ok &&
     READ_ONLY == 0;
 
 wire [8:0] ar_beats = burst_beats(rd_addr_reg[11:0], rd_beats_left_reg);

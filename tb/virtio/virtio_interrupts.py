@@ -571,3 +571,46 @@ async def run_msix_table_access(dut):
     assert msgs[0].fmt_type == TlpType.MEM_WRITE_64 and msgs[0].address == addr, msgs[0]
     assert int.from_bytes(bytes(msgs[0].data[:4]), "little") == 0xA500 + v
     await tb.finish()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def run_isr_race(dut):
+    """INTx mode, resizes racing with a driver that polls the ISR and re-reads the capacity on
+    bit 1: no config change is lost between the ISR read that clears the bit and a change in
+    the same cycle (PCI-24, PCI-27); once the racer stops, the driver's capacity is the final
+    one and INTx is deasserted."""
+    tb = VirtioTB(dut, seed=109)
+    await tb.start()
+    await tb.init_device()
+    p = tb.p
+    running = True
+    final = p.capacity
+
+    async def racer():
+        nonlocal final
+        for n in range(1, 151):
+            final = p.capacity + n
+            await tb.resize(final)
+            await tb.cycles(tb.rng.choice([1, 2, 3, 5, 8, 13, 40]))
+
+    task = cocotb.start_soon(racer())
+    seen = 0
+    capacity = p.capacity
+    while running:
+        if task.done():
+            running = False
+            await tb.cycles(4)
+        if await tb.isr_read() & VIRTIO_PCI_ISR_CONFIG:
+            seen += 1
+            capacity = await tb.read_capacity()
+    await task
+    if await tb.isr_read() & VIRTIO_PCI_ISR_CONFIG:
+        seen += 1
+        capacity = await tb.read_capacity()
+    assert capacity == final, f"driver ended with capacity {capacity}, device has {final}: a change was lost"
+    await tb.flush()
+    await tb.cycles(2)
+    assert tb.host.intx.level == 0
+    assert seen > 10, f"only {seen} ISR hits: the race was not exercised"
+    tb.log.info("%d ISR hits for 150 changes", seen)
+    await tb.finish()

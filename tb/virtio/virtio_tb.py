@@ -320,6 +320,8 @@ class VirtioTB:
         self.host = await attach_root_complex(dut)
         self.pins = PinMonitor(dut)
         self.pci = await self.host.enumerate()
+        # keep bus address 0 out of use: no ring or buffer of this bench ever sits there
+        self.host.rc.alloc_region(4096)
         await self.pci.enable_device()
         await self.pci.set_master()
         if idle not in (None, "none"):
@@ -559,18 +561,37 @@ class VirtioTB:
 
     async def setup_queue(self, q, size=None, desc=None, driver=None, device=None, vector=None,
                           enable=True):
-        """``vp_modern_queue_address`` & co: configure queue ``q`` and (optionally) enable it."""
+        """``vp_modern_queue_address`` & co: configure queue ``q`` and (optionally) enable it.
+
+        Addresses not given point at zeroed split rings in host memory (avail.idx 0: nothing
+        for a device to take), so a ring engine behind the doorbells finds valid, empty rings.
+        """
         await self.select_queue(q)
         if size is not None:
             await self.cwrite16(VIRTIO_PCI_COMMON_Q_SIZE, size)
-        base = 0x1_0000_0000 + 0x10_0000 * q
-        await self.cwrite64(VIRTIO_PCI_COMMON_Q_DESCLO, base if desc is None else desc)
-        await self.cwrite64(VIRTIO_PCI_COMMON_Q_AVAILLO, base + 0x4000 if driver is None else driver)
-        await self.cwrite64(VIRTIO_PCI_COMMON_Q_USEDLO, base + 0x8000 if device is None else device)
+        if desc is None or driver is None or device is None:
+            rings = await self.empty_rings(size or self.p.queue_size_max)
+            desc = rings[0] if desc is None else desc
+            driver = rings[1] if driver is None else driver
+            device = rings[2] if device is None else device
+        await self.cwrite64(VIRTIO_PCI_COMMON_Q_DESCLO, desc)
+        await self.cwrite64(VIRTIO_PCI_COMMON_Q_AVAILLO, driver)
+        await self.cwrite64(VIRTIO_PCI_COMMON_Q_USEDLO, device)
         if vector is not None:
             await self.cwrite16(VIRTIO_PCI_COMMON_Q_MSIX, vector)
         if enable:
             await self.cwrite16(VIRTIO_PCI_COMMON_Q_ENABLE, 1)
+
+    async def empty_rings(self, size):
+        """Zeroed descriptor table, available and used rings for ``size`` entries (split layout,
+        each part page-aligned) in host memory; returns their bus addresses."""
+        page = 4096
+        desc_len = -(-(16 * size) // page) * page
+        avail_len = -(-(6 + 2 * size) // page) * page
+        used_len = -(-(6 + 8 * size) // page) * page
+        base, mem = self.host.rc.alloc_region(desc_len + avail_len + used_len)
+        mem[:desc_len + avail_len + used_len] = bytes(desc_len + avail_len + used_len)
+        return base, base + desc_len, base + desc_len + avail_len
 
     async def init_device(self, features=None, queues=None, config_vector=None, queue_vectors=None):
         """The golden init sequence (INIT-01) up to DRIVER_OK. Returns the negotiated features."""
