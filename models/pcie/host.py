@@ -216,7 +216,12 @@ class PcieHost:
             raise AssertionError("enumeration found no device with vendor id 0x1AF4")
         exp = self.pci_dev.get_capability_offset(PciCapId.EXP)
         if exp:
+            # the root complex programmed MPS/MRRS during enumeration, before the checker knew
+            # where Device Control is: read what it holds, then follow later writes
             self.checker.devctl_dword = (exp + PCI_EXP_DEVCTL) >> 2
+            devctl = await self.pci_dev.config_read_word(exp + PCI_EXP_DEVCTL)
+            self.checker.max_payload_size = 128 << ((devctl >> 5) & 0x7)
+            self.checker.max_read_request_size = 128 << ((devctl >> 12) & 0x7)
         return self.pci_dev
 
     def find_function(self):
