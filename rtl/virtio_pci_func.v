@@ -393,6 +393,7 @@ u_engine (
     .clk(clk),
     .rst(rst),
     .driver_ok(driver_ok),
+    .bus_master_enable(cmd_bus_master),
     .driver_features(driver_features),
     .dev_reset(dev_reset),
     .queue_reset_active(queue_reset_active),

@@ -54,6 +54,7 @@ module virtio_vq_engine #
      * Transport
      */
     input  wire                          driver_ok,
+    input  wire                          bus_master_enable,
     input  wire [63:0]                   driver_features,
     input  wire                          dev_reset,
     input  wire [NUM_QUEUES-1:0]         queue_reset_active,
@@ -514,7 +515,8 @@ always @(posedge clk) begin
     // ---------------------------------------------------------------- fetch machine
     case (f_state_reg)
         F_IDLE: begin
-            if (driver_ok && !aborting && !any_queue_reset && f_pick_valid) begin
+            // a doorbell while bus mastering is off waits for it (the DMA engines would refuse)
+            if (driver_ok && bus_master_enable && !aborting && !any_queue_reset && f_pick_valid) begin
                 f_queue_reg <= f_pick;
                 f_rr_reg <= f_pick;
                 pending_reg[f_pick] <= 1'b0;

@@ -27,6 +27,8 @@ from models import runner
 from models.pcie import attach_root_complex
 from models.pcie.tlp_stream import idle_pattern
 from models.virtio.uapi import (
+    VIRTIO_RING_F_EVENT_IDX,
+    VIRTIO_RING_F_INDIRECT_DESC,
     PCI_BASE_ADDRESS_0,
     PCI_BASE_ADDRESS_MEM_PREFETCH,
     PCI_BASE_ADDRESS_MEM_TYPE_64,
@@ -215,7 +217,8 @@ PCI_EXP_CAP_SIZEOF = 0x3C  # version 2 endpoint
 COMMAND_RW_BITS = (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY | PCI_COMMAND_SERR
                    | PCI_COMMAND_INTX_DISABLE)
 
-DEVICE_FEATURES = ((1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_F_ACCESS_PLATFORM)
+DEVICE_FEATURES = ((1 << VIRTIO_RING_F_INDIRECT_DESC) | (1 << VIRTIO_RING_F_EVENT_IDX)
+                   | (1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_F_ACCESS_PLATFORM)
                    | (1 << VIRTIO_F_ORDER_PLATFORM) | (RING_RESET << VIRTIO_F_RING_RESET)
                    | (1 << VIRTIO_BLK_F_SEG_MAX) | (1 << VIRTIO_BLK_F_BLK_SIZE) | (1 << VIRTIO_BLK_F_FLUSH)
                    | (READ_ONLY << VIRTIO_BLK_F_RO) | (int(NUM_QUEUES > 1) << VIRTIO_BLK_F_MQ))

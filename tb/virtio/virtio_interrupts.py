@@ -171,7 +171,7 @@ async def run_msix_vector_mapping(dut):
         await tb.cwrite16(VIRTIO_PCI_COMMON_MSIX, v)
         assert await tb.cread16(VIRTIO_PCI_COMMON_MSIX) == v
         clear_vector_events(tb)
-        start = len(tb.host.tx_req_log)
+        start = len(tb.msix_log())
         await resize()
         await expect_message(tb, v, start)
         assert await tb.isr_read() == VIRTIO_PCI_ISR_CONFIG, "ISR bit 1 not set with the config message (PCI-24)"
@@ -180,7 +180,7 @@ async def run_msix_vector_mapping(dut):
     await tb.cwrite16(VIRTIO_PCI_COMMON_MSIX, n)
     assert await tb.cread16(VIRTIO_PCI_COMMON_MSIX) == VIRTIO_MSI_NO_VECTOR
     clear_vector_events(tb)
-    start = len(tb.host.tx_req_log)
+    start = len(tb.msix_log())
     await resize()
     await expect_no_message(tb, start, "config vector >= table size")
     assert tb.host.intx.rises == 0, "INTx asserted in MSI-X mode"
@@ -197,7 +197,7 @@ async def run_config_no_vector(dut):
     resize = Resizer(tb)
     for _ in range(3):
         gen = await tb.cread8(VIRTIO_PCI_COMMON_CFGGENERATION)
-        start = len(tb.host.tx_req_log)
+        start = len(tb.msix_log())
         value = await resize()
         await expect_no_message(tb, start, "config vector NO_VECTOR")
         assert await tb.cread8(VIRTIO_PCI_COMMON_CFGGENERATION) != gen, "config_generation did not change"
@@ -344,7 +344,7 @@ async def run_msix_masking(dut):
 
     async def blocked_then_delivered(block, unblock, what):
         clear_vector_events(tb)
-        start = len(tb.host.tx_req_log)
+        start = len(tb.msix_log())
         await block()
         await resize()
         await resize()
@@ -383,7 +383,7 @@ async def run_msix_masking(dut):
     await blocked_then_delivered(master_off, master_on, "bus master disabled")
 
     # an unmasked vector with nothing pending stays silent when unmasked again
-    start = len(tb.host.tx_req_log)
+    start = len(tb.msix_log())
     await tb.msix_mask(v, True)
     await tb.msix_mask(v, False)
     await expect_no_message(tb, start, "mask/unmask with nothing pending")
@@ -458,7 +458,7 @@ async def run_msix_mode_no_intx(dut):
     resize = Resizer(tb)
     for _ in range(4):
         clear_vector_events(tb)
-        start = len(tb.host.tx_req_log)
+        start = len(tb.msix_log())
         await resize()
         await expect_message(tb, 0, start)
         assert not await tb.cfg_read(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT
@@ -482,7 +482,7 @@ async def run_no_interrupt_before_driver_ok(dut):
     for status in (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK,):
         assert await tb.get_status() == status
         gen = await tb.cread8(VIRTIO_PCI_COMMON_CFGGENERATION)
-        start = len(tb.host.tx_req_log)
+        start = len(tb.msix_log())
         await resize()
         await expect_no_message(tb, start, f"status {status:#x}")
         assert await tb.isr_read() == 0
@@ -490,12 +490,12 @@ async def run_no_interrupt_before_driver_ok(dut):
     await tb.add_status(VIRTIO_CONFIG_S_DRIVER_OK)
     await tb.flush()
     clear_vector_events(tb)
-    start = len(tb.host.tx_req_log)
+    start = len(tb.msix_log())
     await resize()
     await expect_message(tb, 0, start)
     assert await tb.isr_read() == VIRTIO_PCI_ISR_CONFIG
     await tb.reset_device()
-    start = len(tb.host.tx_req_log)
+    start = len(tb.msix_log())
     await resize()
     await expect_no_message(tb, start, "after reset")
     assert await tb.isr_read() == 0
@@ -562,7 +562,7 @@ async def run_msix_table_access(dut):
     await tb.msix_set_flags(PCI_MSIX_FLAGS_ENABLE)
     await tb.msix_mask(v, False)
     await tb.init_device(config_vector=v)
-    start = len(tb.host.tx_req_log)
+    start = len(tb.msix_log())
     await tb.resize(tb.p.capacity + 99)
     await tb.wait_ns(QUIET_WINDOW_NS)
     msgs = tb.msix_log(start)

@@ -297,6 +297,7 @@ class RandomMix:
         self.gen_last = None
         self.changed_since_gen = False
         self.counts = collections.Counter()
+        self._rings = None
 
     # ---- helpers
     def random_msg_addr(self):
@@ -306,17 +307,19 @@ class RandomMix:
         """Every expected MSI-X message has arrived, with the expected address and data, and no
         other one came."""
         tb = self.tb
-        log = tb.host.tx_req_log
         want = self.checked + len(self.expected_msgs)
+
+        def count():
+            return len(tb.msix_log())   # ring DMA shares tx_req: count the MSI-X writes only
 
         async def arrived():
             quiet = 0
-            while len(log) < want or quiet < MSG_QUIET_CYCLES:
-                before = len(log)
+            while count() < want or quiet < MSG_QUIET_CYCLES:
+                before = count()
                 await tb.cycles(1)
-                quiet = quiet + 1 if len(log) == before else 0
-                assert len(log) <= want, f"unexpected MSI-X messages {tb.msix_log(self.checked)}, " \
-                                         f"expected {self.expected_msgs}"
+                quiet = quiet + 1 if count() == before else 0
+                assert count() <= want, f"unexpected MSI-X messages {tb.msix_log(self.checked)}, " \
+                                        f"expected {self.expected_msgs}"
 
         try:
             await with_timeout(arrived(), EVENT_TIMEOUT_NS, "ns")
@@ -332,7 +335,7 @@ class RandomMix:
             stored = int.from_bytes(self.msg_mem[addr - self.msg_base:addr - self.msg_base + 4], "little")
             assert stored in [d for a, d in got if a == addr], f"host memory at {addr:#x} holds {stored:#x}"
         self.counts["msix messages"] += len(got)
-        self.checked = len(log)
+        self.checked = count()
         self.expected_msgs = []
 
     def expect_vectors(self, vectors):
@@ -440,6 +443,10 @@ class RandomMix:
             await self.check_common(off, 4)
         elif kind == "queue_enable":
             value = rng.choice([0, 1, 1])
+            if value:
+                # a driver points the queue at real rings before enabling it (the ring engine
+                # reads them on the next doorbell); random addresses stay for disabled queues
+                await self.program_valid_rings()
             await tb.cwrite16(VIRTIO_PCI_COMMON_Q_ENABLE, value)
             m.write_common(VIRTIO_PCI_COMMON_Q_ENABLE, value)
             await self.check_common(VIRTIO_PCI_COMMON_Q_ENABLE, 2)
@@ -457,6 +464,22 @@ class RandomMix:
         if want is not None:
             assert got == want, f"common cfg 0x{off:02x} reads {got:#x}, model {want:#x} " \
                                 f"(queue_select {self.m.queue_select:#x})"
+
+    async def rings(self):
+        """Zeroed split rings big enough for any accepted queue size (avail.idx stays 0, so a
+        doorbell finds nothing to do), shared by every queue the mix enables."""
+        if self._rings is None:
+            self._rings = await self.tb.empty_rings(self.tb.p.queue_size_max)
+        return self._rings
+
+    async def program_valid_rings(self):
+        """Write the selected queue's three ring addresses (as 32-bit halves) to valid rings."""
+        tb, m = self.tb, self.m
+        for lo, addr in zip(QUEUE_ADDRESSES, await self.rings()):
+            for k in (0, 4):
+                value = (addr >> (8 * k)) & 0xFFFF_FFFF
+                await tb.cwrite32(lo + k, value)
+                m.write_common(lo + k, value)
 
     async def op_common_read(self):
         fields = [(VIRTIO_PCI_COMMON_DFSELECT, 4), (VIRTIO_PCI_COMMON_DF, 4), (VIRTIO_PCI_COMMON_GFSELECT, 4),
@@ -588,7 +611,9 @@ class RandomMix:
             for q in range(p.num_queues):
                 if rng.random() < 0.7:
                     fields = [(VIRTIO_PCI_COMMON_Q_SELECT, 2, q), (VIRTIO_PCI_COMMON_Q_MSIX, 2, rng.randrange(m.table_size))]
-                    fields += [(lo + k, 4, rng.getrandbits(32)) for lo in QUEUE_ADDRESSES for k in (0, 4)]
+                    rings = await self.rings()
+                    fields += [(lo + k, 4, (addr >> (8 * k)) & 0xFFFF_FFFF)
+                               for lo, addr in zip(QUEUE_ADDRESSES, rings) for k in (0, 4)]
                     fields += [(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1)]
                     for off, width, value in fields:
                         await tb.cwrite(off, width, value)
@@ -618,6 +643,7 @@ async def run_random_mix(dut, traffic):
     model.command = await tb.cfg_read(PCI_COMMAND, 2)
     assert model.command & PCI_COMMAND_MASTER and model.command & PCI_COMMAND_MEMORY
     msg_base, msg_mem = tb.host.rc.alloc_region(4096)
+    tb.msix_windows.append((msg_base, 4096))
     for v in range(n):
         entry = {"addr_lo": msg_base + 4 * v, "addr_hi": 0, "data": 0x1000 + v, "mask": False}
         await tb.msix_entry_write(v, PCI_MSIX_ENTRY_LOWER_ADDR, entry["addr_lo"])

@@ -23,6 +23,8 @@ import random
 import cocotb
 from cocotb.triggers import ClockCycles, Event, RisingEdge, Timer, with_timeout
 
+from cocotbext.pcie.core.tlp import TlpType
+
 from models.pcie import attach_root_complex
 from models.pcie.tlp_stream import idle_pattern
 
@@ -221,7 +223,8 @@ class Params:
     @property
     def offered_features(self):
         """The feature set this configuration must offer (the project's virtio-blk brief)."""
-        bits = [VIRTIO_F_VERSION_1, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_ORDER_PLATFORM,
+        bits = [VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_RING_F_EVENT_IDX,
+                VIRTIO_F_VERSION_1, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_ORDER_PLATFORM,
                 VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH]
         if self.ring_reset:
             bits.append(VIRTIO_F_RING_RESET)
@@ -306,6 +309,7 @@ class VirtioTB:
         self.msix_table = None       # (window, offset)
         self.msix_pba = None
         self.pins = None
+        self.msix_windows = []       # (base, size) of host memory a test uses as MSI-X targets
 
     # ------------------------------------------------------------------ bring-up
     async def start(self, idle=None, backpressure=None, seed=1):
@@ -494,8 +498,19 @@ class VirtioTB:
         return self.pci.msi_vectors[k]
 
     def msix_log(self, since=0):
-        """MSI-X (memory write) TLPs the device sent, from index ``since`` of the log."""
-        return [tlp for _, tlp in self.host.tx_req_log[since:]]
+        """MSI-X messages the device sent, from index ``since`` of the log: the one-dword
+        memory writes to an address outside host memory pages the rings use (DMA to and from
+        the rings also goes through tx_req once the ring engine runs)."""
+        return [tlp for _, tlp in self.host.tx_req_log
+                if tlp.fmt_type in (TlpType.MEM_WRITE, TlpType.MEM_WRITE_64)
+                and self.is_msix_address(tlp.address)][since:]
+
+    def is_msix_address(self, address):
+        """The RC's MSI region, or a window a test registered in ``msix_windows``."""
+        msi = self.host.rc.msi_region
+        if msi.parent is not None and address == msi.get_absolute_address(0):
+            return True
+        return any(base <= address < base + size for base, size in self.msix_windows)
 
     async def set_command_bits(self, bits, on):
         cmd = await self.cfg_read(PCI_COMMAND, 2)
