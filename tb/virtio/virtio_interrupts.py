@@ -534,6 +534,7 @@ async def run_msix_table_access(dut):
     for k in range(n):
         addr = 0x1_0000_0000 * (k + 1) + 0x40 * k + 0xFEE0_0000
         data = 0xA500 + k
+        tb.msix_windows.append((addr, 4))
         if k % 2:
             await window.write(base + k * PCI_MSIX_ENTRY_SIZE, entry_bytes(addr, data, 0xFFFF_FFFF))
         else:
