@@ -84,10 +84,7 @@ TIMEOUT_MS = 60
 OPERATIONS = 400
 
 QUEUE_ADDRESSES = (VIRTIO_PCI_COMMON_Q_DESCLO, VIRTIO_PCI_COMMON_Q_AVAILLO, VIRTIO_PCI_COMMON_Q_USEDLO)
-QUEUE_ADDRESS_NAMES = {VIRTIO_PCI_COMMON_Q_DESCLO: "desc", VIRTIO_PCI_COMMON_Q_AVAILLO: "driver",
-                       VIRTIO_PCI_COMMON_Q_USEDLO: "device"}
-# Command bits the random mix may flip (Memory Space stays on: the mix needs BAR0)
-COMMAND_RANDOM_BITS = PCI_COMMAND_PARITY | PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE | PCI_COMMAND_MASTER
+# Command bits the function implements (the mix keeps Memory Space on: it needs BAR0)
 COMMAND_RW_MASK = (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY | PCI_COMMAND_SERR
                    | PCI_COMMAND_INTX_DISABLE)
 # Device Control fields a driver may change freely (error reporting, relaxed ordering, extended

@@ -159,10 +159,16 @@ async def run_queue_reset(dut):
     p = tb.p
     assert p.ring_reset
     vectors = [(q + 1) % p.msix_vectors for q in range(p.num_queues)]
-    await tb.init_device(queue_vectors=vectors)
+    # every field away from its default, so that the queue reset has something to undo
+    small = max(p.queue_size_max // 2, 1)
+    assert await tb.negotiate(p.offered_features)
+    for q in range(p.num_queues):
+        await tb.setup_queue(q, size=small, vector=vectors[q])
+    await tb.add_status(VIRTIO_CONFIG_S_DRIVER_OK)
     for q in range(p.num_queues):
         await tb.select_queue(q)
         assert await tb.cread16(VIRTIO_PCI_COMMON_Q_ENABLE) == 1
+        assert await tb.cread16(VIRTIO_PCI_COMMON_Q_SIZE) == small
         assert await tb.cread16(VIRTIO_PCI_COMMON_Q_RESET) == 0, f"queue {q}: queue_reset after enable"
 
     for q in tb.rng.sample(range(p.num_queues), p.num_queues):
@@ -184,6 +190,7 @@ async def run_queue_reset(dut):
                 continue
             await tb.select_queue(other)
             assert await tb.cread16(VIRTIO_PCI_COMMON_Q_MSIX) == vectors[other]
+            assert await tb.cread16(VIRTIO_PCI_COMMON_Q_ENABLE) == 1
         # re-enable with a different configuration (VQ-03 at register level)
         size = max(p.queue_size_max // 8, 1)
         await tb.setup_queue(q, size=size, desc=0x5_0000_0000, driver=0x5_0000_2000, device=0x5_0000_3000,
