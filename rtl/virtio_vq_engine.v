@@ -252,7 +252,8 @@ reg [15:0] f_qsz_reg;
 reg [63:0] f_desc_base_reg, f_driver_reg, f_device_reg;
 reg [15:0] f_avail_idx_reg;                    // last avail->idx read
 reg [15:0] f_last_avail_reg;                   // working copy of last_avail for this queue
-reg [127:0] f_acc_reg;                         // gathered response
+reg [127:0] f_acc_reg;                         // gathered response (index, descriptor)
+reg [127:0] f_ring_reg;                        // the block of avail->ring[] entries being walked
 reg         f_acc_half_reg;                    // 64-bit bus: second half expected
 reg [3:0]   f_ring_count_reg, f_ring_pos_reg;
 reg [15:0]  f_head_reg;
@@ -324,7 +325,7 @@ wire d_bad_next = !d_indirect && d_next &&
 wire d_error = d_bad_indirect || d_bad_order || d_overflow || d_too_many || d_bad_next;
 
 // the fetch machine's own findings: a bad descriptor, a head out of range, an index too far ahead
-wire [15:0] f_head_value = f_acc_reg[f_ring_pos_reg*16 +: 16];
+wire [15:0] f_head_value = f_ring_reg[f_ring_pos_reg*16 +: 16];
 wire f_head_start = f_state_reg == F_HEAD && f_ring_pos_reg != f_ring_count_reg && !chain_full && !any_queue_reset;
 wire f_fault = (f_state_reg == F_PARSE && d_error) ||
                (f_head_start && f_head_value >= f_qsz_reg) ||
@@ -572,9 +573,9 @@ always @(posedge clk) begin
         F_WAIT_RING: begin
             if (fetch_rsp_beat) begin
                 if (DATA_WIDTH == 64 && f_acc_half_reg)
-                    f_acc_reg[127:64] <= rsp_low[63:0];
+                    f_ring_reg[127:64] <= rsp_low[63:0];
                 else
-                    f_acc_reg <= rsp_low;
+                    f_ring_reg <= rsp_low;
                 f_acc_half_reg <= 1'b1;
                 if (s_rd_rsp_tlast)
                     f_state_reg <= F_HEAD;
