@@ -21,8 +21,11 @@
  *
  * With bus mastering off, TLPs are built and dropped (data consumed, nothing
  * sent). With flush high, a request (or the rest of one) is dropped at a TLP
- * boundary without consuming its data. Every accepted request gives exactly
- * one wr_done pulse, in request order.
+ * boundary without consuming its data; a TLP already started is finished, with
+ * zero bytes where the data stream has none (the producer is being aborted
+ * too), and the position inside a partly taken beat is forgotten, so the
+ * stream restarts at a beat boundary. Every accepted request gives exactly one
+ * wr_done pulse, in request order, flushed ones included.
  */
 module virtio_dma_wr #
 (
@@ -261,12 +264,15 @@ wire                       cur_drop = tlp_active_reg ? tlp_drop_reg : !bus_maste
 wire                       cur_req_end = tlp_active_reg ? tlp_req_end_reg : new_req_end;
 wire [127:0]               cur_hdr = tlp_active_reg ? tlp_hdr_reg : new_hdr;
 
-// ---- source bytes: the immediate data or the current stream beat
-wire [BYTE_LANE_WIDTH+1:0] stream_count = s_wr_data_tlast ? keep_count(s_wr_data_tkeep) : BEAT_BYTES;
+// ---- source bytes: the immediate data, the current stream beat, or (flush, a
+// started TLP and no stream data) a beat of zeros that consumes nothing
+wire                       pad = flush && tlp_active_reg && !req_imm_reg && !s_wr_data_tvalid;
+wire [BYTE_LANE_WIDTH+1:0] stream_count = (s_wr_data_tlast && !pad) ? keep_count(s_wr_data_tkeep) : BEAT_BYTES;
 wire [BYTE_LANE_WIDTH+1:0] stream_avail = stream_count - {2'b00, src_pos_reg};
-wire [DATA_WIDTH-1:0]      src_data = req_imm_reg ? {{(DATA_WIDTH-IMM_WIDTH){1'b0}}, req_imm_data_reg} : s_wr_data_tdata;
+wire [DATA_WIDTH-1:0]      src_data = req_imm_reg ? {{(DATA_WIDTH-IMM_WIDTH){1'b0}}, req_imm_data_reg} :
+                                      (pad ? {DATA_WIDTH{1'b0}} : s_wr_data_tdata);
 wire [BYTE_LANE_WIDTH-1:0] src_pos = req_imm_reg ? imm_pos_reg : src_pos_reg;
-wire                       src_valid = req_imm_reg || s_wr_data_tvalid;
+wire                       src_valid = req_imm_reg || s_wr_data_tvalid || pad;
 // bytes taken this cycle (an immediate request always has all of its bytes)
 wire [BYTE_LANE_WIDTH+1:0] take = (req_imm_reg || {{(11-BYTE_LANE_WIDTH){1'b0}}, stream_avail} >= cur_rem) ?
                                   cur_rem[BYTE_LANE_WIDTH+1:0] : stream_avail;
@@ -284,7 +290,7 @@ wire [DATA_WIDTH-1:0]      merged = (acc_reg & byte_mask(keep_fill)) |
 wire [DATA_WIDTH-1:0]      overflow = rot_data & byte_mask(full ? keep_below(over) : {KEEP_WIDTH{1'b0}});
 
 wire step = req_active_reg && !tail_reg && !drop_req && src_valid && (!emit || out_free);
-wire pop = step && !req_imm_reg && take == stream_avail;
+wire pop = step && !req_imm_reg && !pad && take == stream_avail;
 assign s_wr_data_tready = pop;
 
 wire req_finish = (step && tlp_end && !need_tail && cur_req_end) ||
@@ -344,6 +350,8 @@ always @(posedge clk) begin
 
         if (req_imm_reg)
             imm_pos_reg <= imm_pos_reg + take[BYTE_LANE_WIDTH-1:0];
+        else if (pad)
+            src_pos_reg <= src_pos_reg;
         else if (pop)
             src_pos_reg <= {BYTE_LANE_WIDTH{1'b0}};
         else
@@ -366,6 +374,10 @@ always @(posedge clk) begin
             fill_reg <= total[BYTE_LANE_WIDTH-1:0];
         end
     end
+
+    // flush between TLPs: the producer abandons its packet, so forget the partly taken beat
+    if (flush && !tlp_active_reg && !tail_reg)
+        src_pos_reg <= {BYTE_LANE_WIDTH{1'b0}};
 
     if (req_take_next) begin
         req_active_reg <= 1'b1;

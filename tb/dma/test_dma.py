@@ -282,6 +282,11 @@ class DmaTB:
         self.bfm.wr_req_q.append((addr, len(data), int(imm), int.from_bytes(data, "little") if imm else 0))
         return req
 
+    def write_unchecked(self, addr, length):
+        """A streamed write whose effect the test checks by hand (flush cases)."""
+        self.wr_reqs.append(WrReq(addr, b"", False, False))
+        self.bfm.wr_req_q.append((addr, length, 0, 0))
+
     def stream(self, data):
         """Queue a packet on the write data stream."""
         self.bfm.wr_data_q.append(bytes(data))
@@ -517,6 +522,14 @@ class DmaBfm:
     def _paused(self, name):
         gen = self._pause.get(name)
         return gen is not None and bool(next(gen))
+
+    def abandon_stream(self):
+        """Drop the rest of the write data stream at once, as the back end does on abort."""
+        self.wr_data_q.clear()
+        self._wr_beats.clear()
+        self._wr_beat = None
+        self._wd_valid = False
+        self.dut.s_wr_data_tvalid.value = 0
 
     def busy(self, stream=True):
         return bool(self.rd_req_q or self.wr_req_q or self._rd_req or self._wr_req
@@ -822,7 +835,10 @@ async def run_wr_bus_master_off_flush(dut):
     """Bus Master Enable off: writes send nothing but consume their data and pulse wr_done.
     flush: requests that have not started are dropped without consuming data (and still pulse
     wr_done, in order); a write already sending finishes its current TLP and drops the rest,
-    leaving the rest of its data in the stream for the next request."""
+    leaving the rest of its data in the stream for the next request; a TLP that started but
+    whose data stops (the back end aborts too) is finished with zeros instead of hanging; a
+    beat partly taken when the producer abandons it is forgotten (the next packet starts at
+    byte 0). PCI-01: the TLPs that are sent are checked for MPS, 4 KiB and byte enables."""
     tb = await start(dut, 6)
     rng = tb.rng
     regions = WriteRegions(rng)
@@ -875,6 +891,36 @@ async def run_wr_bus_master_off_flush(dut):
     tb.exp_mem.write(addr, data[:written])
     rest = data[written:]
     tb.write(regions.addr(len(rest)), rest)  # the unconsumed rest is still in the stream
+    await tb.wait_idle()
+
+    # the data stops inside a started TLP: flush finishes it with zeros
+    short = rng.randbytes(300)
+    tb.stream(short)
+    addr = 0x3100_0000
+    tb.write_unchecked(addr, 1000)
+    sent_before = len(tb.mwr_sizes)
+    while len(tb.mwr_sizes) < sent_before + 2:
+        await RisingEdge(tb.dut.clk)
+    await ClockCycles(tb.dut.clk, 50)
+    assert tb.dut.wr_idle.value == 0, "the write should be waiting for data"
+    tb.set_flush(True)
+    await tb.wait_idle(stream=False)
+    tb.set_flush(False)
+    assert tb.mem.read(addr, 384) == short + bytes(84), "TLP in progress not finished with zeros"
+    tb.exp_mem.write(addr, short + bytes(84))
+
+    # a beat partly taken, then abandoned by the producer under flush
+    first = rng.randbytes(200)
+    tb.stream(first)
+    tb.write(regions.addr(100), first[:100])          # ends inside a beat at every width
+    await tb.wait_idle(stream=False)
+    tb.set_flush(True)
+    tb.bfm.abandon_stream()
+    await ClockCycles(tb.dut.clk, 10)
+    tb.set_flush(False)
+    fresh = rng.randbytes(150)
+    tb.stream(fresh)
+    tb.write(regions.addr(150), fresh)
     await tb.wait_idle()
     tb.check_end()
 
