@@ -25,8 +25,11 @@
  * (position = slot start + TLP length - byte count remaining; the lower
  * address is checked against it). The buffer is one 32-bit RAM per dword lane,
  * so a beat that starts at any dword is written in one cycle. The drain side
- * reads a slot a RAM word per cycle and packs the bytes of consecutive
- * requests into one packet with a single byte rotator.
+ * reads a slot a RAM word per cycle and packs the bytes with a single byte
+ * rotator into packets: one per destination, made of that destination's
+ * requests up to the one with last. Packets of different destinations may
+ * interleave beat by beat (each has its own accumulator); a beat never holds
+ * bytes of two packets.
  *
  * Failures (UR/CA/CRS, poisoned, malformed, timeout, bus mastering off) still
  * produce every byte of the TLP, as zeros, and set tuser on the packet's last
@@ -125,6 +128,8 @@ localparam OFFSET_WIDTH = $clog2(MAX_READ_TLP);
 localparam WORD_WIDTH = OFFSET_WIDTH - BYTE_LANE_WIDTH;
 localparam RAM_ADDR_WIDTH = SLOT_WIDTH + WORD_WIDTH;
 localparam RAM_DEPTH = 2**RAM_ADDR_WIDTH;
+// response packets assembled at once, one per destination
+localparam NUM_DESTS = 2**DEST_WIDTH;
 // completion timeout: every slot counts ticks of CPL_TIMEOUT/4 cycles and fails at the fifth
 localparam TMO_TICK = (CPL_TIMEOUT + 3) / 4;
 localparam TMO_TICK_WIDTH = $clog2(TMO_TICK + 1);
@@ -178,6 +183,7 @@ localparam [1:0]
     SLOT_DONE        = 2'd3;  // every byte is in the buffer (or the TLP failed): ready to drain
 
 integer g;
+integer i;
 
 // ---- byte helpers
 // byte k of the result is byte (k - sh) mod KEEP_WIDTH of d: a barrel rotator
@@ -594,13 +600,13 @@ wire d_go = slot_state_reg[drain_ptr_reg] == SLOT_DONE && s1_ready;
 assign rd_en = d_go;
 assign rd_addr = {drain_ptr_reg, d_word};
 
-// packer: bytes [0, fill) of acc wait for the rest of their beat
-reg [DATA_WIDTH-1:0]      pk_acc_reg;
-reg [BYTE_LANE_WIDTH-1:0] pk_fill_reg;
-reg                       pk_tail_reg;     // a last beat is still to be sent from acc
-reg                       pk_in_pkt_reg;   // a packet has started
-reg                       pk_err_reg;
-reg [DEST_WIDTH-1:0]      pk_dest_reg;
+// packer, one accumulator per destination (packets of different destinations
+// interleave beat by beat): bytes [0, fill) of acc wait for the rest of their beat
+reg [DATA_WIDTH-1:0]      pk_acc_reg [0:NUM_DESTS-1];
+reg [BYTE_LANE_WIDTH-1:0] pk_fill_reg [0:NUM_DESTS-1];
+reg [NUM_DESTS-1:0]       pk_err_reg;       // the open packet has a failed part
+reg                       pk_tail_reg;      // a last beat is still to be sent from acc
+reg [DEST_WIDTH-1:0]      pk_tail_dest_reg;
 
 // response output register
 reg [DATA_WIDTH-1:0] m_data_reg;
@@ -619,17 +625,21 @@ assign m_rd_rsp_tuser = m_user_reg;
 
 wire m_free = !m_valid_reg || m_rd_rsp_tready;
 
+wire [DEST_WIDTH-1:0]      pk_dest = pk_tail_reg ? pk_tail_dest_reg : s1_dest_reg;
+wire [DATA_WIDTH-1:0]      pk_acc = pk_acc_reg[pk_dest];
+wire [BYTE_LANE_WIDTH-1:0] pk_fill = pk_fill_reg[pk_dest];
+wire                       pk_err = pk_err_reg[pk_dest];
 wire [DATA_WIDTH-1:0]      pk_word = s1_err_reg ? {DATA_WIDTH{1'b0}} : rd_data;
-wire [BYTE_LANE_WIDTH-1:0] pk_rot = pk_fill_reg - s1_lo_reg;
+wire [BYTE_LANE_WIDTH-1:0] pk_rot = pk_fill - s1_lo_reg;
 wire [DATA_WIDTH-1:0]      pk_rot_data = rotl_bytes(pk_word, pk_rot);
-wire [BYTE_LANE_WIDTH+1:0] pk_total = {2'b00, pk_fill_reg} + {1'b0, s1_count_reg};
+wire [BYTE_LANE_WIDTH+1:0] pk_total = {2'b00, pk_fill} + {1'b0, s1_count_reg};
 wire                       pk_full = pk_total >= BEAT_BYTES;
 wire                       pk_emit = pk_full || s1_pkt_last_reg;
 wire                       pk_tail = s1_pkt_last_reg && pk_total > BEAT_BYTES;
 wire [BYTE_LANE_WIDTH+1:0] pk_over = pk_total - BEAT_BYTES;
-wire [KEEP_WIDTH-1:0]      pk_keep_fill = keep_below({2'b00, pk_fill_reg});
+wire [KEEP_WIDTH-1:0]      pk_keep_fill = keep_below({2'b00, pk_fill});
 wire [KEEP_WIDTH-1:0]      pk_keep_total = keep_below(pk_total);
-wire [DATA_WIDTH-1:0]      pk_merged = (pk_acc_reg & byte_mask(pk_keep_fill)) |
+wire [DATA_WIDTH-1:0]      pk_merged = (pk_acc & byte_mask(pk_keep_fill)) |
                                        (pk_rot_data & byte_mask(pk_keep_total & ~pk_keep_fill));
 wire [DATA_WIDTH-1:0]      pk_overflow = pk_rot_data & byte_mask(pk_full ? keep_below(pk_over) : {KEEP_WIDTH{1'b0}});
 
@@ -663,35 +673,33 @@ always @(posedge clk) begin
     if (pk_tail_reg) begin
         if (m_free) begin
             m_valid_reg <= 1'b1;
-            m_data_reg <= pk_acc_reg;
+            m_data_reg <= pk_acc;
             m_keep_reg <= pk_keep_fill;
             m_last_reg <= 1'b1;
-            m_dest_reg <= pk_dest_reg;
-            m_user_reg <= pk_err_reg;
+            m_dest_reg <= pk_dest;
+            m_user_reg <= pk_err;
             pk_tail_reg <= 1'b0;
-            pk_acc_reg <= {DATA_WIDTH{1'b0}};
-            pk_fill_reg <= {BYTE_LANE_WIDTH{1'b0}};
-            pk_err_reg <= 1'b0;
+            pk_acc_reg[pk_dest] <= {DATA_WIDTH{1'b0}};
+            pk_fill_reg[pk_dest] <= {BYTE_LANE_WIDTH{1'b0}};
+            pk_err_reg[pk_dest] <= 1'b0;
         end
     end else if (pk_accept) begin
-        if (!pk_in_pkt_reg)
-            pk_dest_reg <= s1_dest_reg;
-        pk_in_pkt_reg <= !s1_pkt_last_reg;
         if (pk_emit) begin
             m_valid_reg <= 1'b1;
             m_data_reg <= pk_merged;
             m_keep_reg <= pk_full ? {KEEP_WIDTH{1'b1}} : pk_keep_total;
             m_last_reg <= s1_pkt_last_reg && !pk_tail;
-            m_dest_reg <= pk_in_pkt_reg ? pk_dest_reg : s1_dest_reg;
-            m_user_reg <= s1_pkt_last_reg && !pk_tail && (pk_err_reg || s1_err_reg);
-            pk_acc_reg <= pk_overflow;
-            pk_fill_reg <= pk_full ? pk_over[BYTE_LANE_WIDTH-1:0] : {BYTE_LANE_WIDTH{1'b0}};
+            m_dest_reg <= pk_dest;
+            m_user_reg <= s1_pkt_last_reg && !pk_tail && (pk_err || s1_err_reg);
+            pk_acc_reg[pk_dest] <= pk_overflow;
+            pk_fill_reg[pk_dest] <= pk_full ? pk_over[BYTE_LANE_WIDTH-1:0] : {BYTE_LANE_WIDTH{1'b0}};
             pk_tail_reg <= pk_tail;
-            pk_err_reg <= (s1_pkt_last_reg && !pk_tail) ? 1'b0 : (pk_err_reg || s1_err_reg);
+            pk_tail_dest_reg <= pk_dest;
+            pk_err_reg[pk_dest] <= (s1_pkt_last_reg && !pk_tail) ? 1'b0 : (pk_err || s1_err_reg);
         end else begin
-            pk_acc_reg <= pk_merged;
-            pk_fill_reg <= pk_total[BYTE_LANE_WIDTH-1:0];
-            pk_err_reg <= pk_err_reg || s1_err_reg;
+            pk_acc_reg[pk_dest] <= pk_merged;
+            pk_fill_reg[pk_dest] <= pk_total[BYTE_LANE_WIDTH-1:0];
+            pk_err_reg[pk_dest] <= pk_err || s1_err_reg;
         end
     end
 
@@ -700,11 +708,10 @@ always @(posedge clk) begin
         drain_fresh_reg <= 1'b1;
         s1_valid_reg <= 1'b0;
         m_valid_reg <= 1'b0;
-        pk_acc_reg <= {DATA_WIDTH{1'b0}};
-        pk_fill_reg <= {BYTE_LANE_WIDTH{1'b0}};
+        for (g = 0; g < NUM_DESTS; g = g + 1)
+            pk_fill_reg[g] <= {BYTE_LANE_WIDTH{1'b0}};
         pk_tail_reg <= 1'b0;
-        pk_in_pkt_reg <= 1'b0;
-        pk_err_reg <= 1'b0;
+        pk_err_reg <= {NUM_DESTS{1'b0}};
     end
 end
 
@@ -780,9 +787,18 @@ always @(posedge clk) begin
     end
 end
 
+// bytes of an open packet wait in an accumulator until its next request comes
+reg pk_empty;
+always @* begin
+    pk_empty = 1'b1;
+    for (i = 0; i < NUM_DESTS; i = i + 1)
+        if (pk_fill_reg[i] != {BYTE_LANE_WIDTH{1'b0}})
+            pk_empty = 1'b0;
+end
+
 assign idle = !next_valid_reg && !req_active_reg && !tx_valid_reg &&
               alloc_ptr_reg == drain_ptr_reg && slot_state_reg[drain_ptr_reg] == SLOT_FREE &&
-              !s1_valid_reg && !pk_tail_reg && !m_valid_reg && pk_fill_reg == {BYTE_LANE_WIDTH{1'b0}};
+              !s1_valid_reg && !pk_tail_reg && !m_valid_reg && pk_empty;
 
 endmodule
 
