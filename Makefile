@@ -43,7 +43,7 @@ ifneq ($(filter waves,$(MAKECMDGOALS)),)
   endif
 endif
 
-.PHONY: help setup test sim waves lint clean
+.PHONY: help setup test sim waves lint synth clean
 
 help:
 	@echo "Targets:"
@@ -52,6 +52,8 @@ help:
 	@echo "  make waves TEST=<cocotb test>   run one cocotb test with waves on SIM (default icarus);"
 	@echo "               writes sim-build/waves/<TEST>.fst and <TEST>.gtkw"
 	@echo "  make lint    verilator --lint-only -Wall on every module in rtl/"
+	@echo "  make synth   Yosys synth_xilinx (xc7) of virtio_blk_pci at DATA_WIDTH 64 and 256: size per module;"
+	@echo "               writes sim-build/synth/report.md, results.json; installs yosys if missing (or YOSYS=<exe>)"
 	@echo "  make setup   install what is missing (.venv, Icarus, Verilator); nothing else"
 	@echo "  make clean   remove sim-build/"
 	@echo "Variables:"
@@ -84,6 +86,10 @@ lint: setup
 	done; \
 	if [ -n "$$bad" ]; then echo "lint: warnings or errors in:$$bad" >&2; exit 1; fi; \
 	echo "lint: $$n modules clean"
+
+synth:
+	@command -v python3 >/dev/null 2>&1 || { echo "error: python3 not found; run: sudo apt-get install python3" >&2; exit 1; }
+	@$(if $(YOSYS),YOSYS="$(YOSYS)") python3 scripts/synth.py
 
 clean:
 	rm -rf sim-build
