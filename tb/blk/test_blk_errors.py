@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: Apache-2.0
+"""pytest entry points of the virtio-blk robustness tests (tb/blk).
+
+The cocotb tests live in ``blk_err_*.py`` next to this file and share the bench in
+``blk_err_tb.py`` (pytest imports this file in importlib mode; the simulator imports the cocotb
+modules with this folder on its path). Each pytest function runs one cocotb module in one
+simulator process for one RTL parameter set:
+
+* ``w64``: DATA_WIDTH 64, a 2 MiB disk (CAPACITY 4096), other parameters at their defaults;
+* ``w256``: DATA_WIDTH 256, the same disk;
+* ``ro``: READ_ONLY=1 (BLK-09);
+* ``cto``: CPL_TIMEOUT=2000 cycles (completion timeouts).
+"""
+
+from pathlib import Path
+
+import pytest
+
+from models.runner import run
+
+TOPLEVEL = "virtio_blk_pci"
+HERE = Path(__file__).parent
+
+CONFIGS = {
+    "w64": {"DATA_WIDTH": 64, "CAPACITY": 4096},
+    "w256": {"DATA_WIDTH": 256, "CAPACITY": 4096},
+    "ro": {"DATA_WIDTH": 64, "READ_ONLY": 1},
+    "cto": {"DATA_WIDTH": 64, "CPL_TIMEOUT": 2000},
+}
+
+
+def _run(sim, module, config, testcase=None):
+    run(sim, TOPLEVEL, module, HERE, CONFIGS[config], testcase=testcase,
+        results_name=f"{module}-{config}")
+
+
+@pytest.mark.parametrize("config", ["w64", "w256"])
+def test_malformed_chains(sim, config):
+    _run(sim, "blk_err_chain", config)
