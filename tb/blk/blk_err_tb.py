@@ -27,7 +27,7 @@ import random
 from cocotb.triggers import ClockCycles, Timer
 from cocotb.utils import get_sim_time
 from cocotbext.axi.address_space import Region
-from cocotbext.pcie.core.tlp import TlpType
+from cocotbext.pcie.core.tlp import PcieId, Tlp, TlpType
 
 from models.pcie import attach_root_complex
 from models.pcie.dma_checker import DmaChecker
@@ -52,9 +52,10 @@ F_INDIRECT = uapi.VRING_DESC_F_INDIRECT
 # host addresses no memory region covers: the root complex answers a read there with UR
 UNMAPPED_32 = 0x9000_0000          # between the MSI region (0x8000_0000) and the BAR window (0xC000_0000)
 UNMAPPED_64 = 0x0000_0040_0000_0000  # above 4 GiB (4-DW header), below the prefetchable window (2^63)
-# where the CA region and the dropped-completion window go
+# where the CA region, the dropped-completion window and the poisoned window go
 CA_BASE = 0x0000_0050_0000_0000
 NO_CPL_BASE = 0x0000_0060_0000_0000
+POISON_BASE = 0x0000_0070_0000_0000
 
 MEM_READS = (TlpType.MEM_READ, TlpType.MEM_READ_64)
 MEM_WRITES = (TlpType.MEM_WRITE, TlpType.MEM_WRITE_64)
@@ -166,6 +167,8 @@ class ErrBench:
         self.ref = None
         self.isr_reads = []  # (time ns, value) of every ISR read by the driver
         self.dropped_reads = []  # MRd TLPs left unanswered (completion timeout tests)
+        self.poisoned_reads = []  # MRd TLPs answered with a poisoned completion
+        self.stop_config_events = []  # the config interrupts of the last expect_stop()
         self._raw_next = {}  # id(vq) -> next free descriptor index from the top
 
     @classmethod
@@ -311,6 +314,80 @@ class ErrBench:
                     await inner(tlp)
                 return handler
             rc.register_rx_tlp_handler(fmt_type, make(inner))
+
+    def poison_completions(self, base=POISON_BASE, size=0x1000):
+        """Answer every device read of [base, base+size) with one poisoned (EP) completion of
+        zeros (reads there must be at most one max-payload long)."""
+        rc = self.host.rc
+        for fmt_type in MEM_READS:
+            inner = rc.rx_tlp_handler[fmt_type]
+
+            def make(inner):
+                async def handler(tlp):
+                    if not base <= tlp.address < base + size:
+                        await inner(tlp)
+                        return
+                    self.poisoned_reads.append((now_ns(), tlp))
+                    cpl = Tlp.create_completion_data_for_tlp(tlp, PcieId(0, 0, 0))
+                    cpl.byte_count = tlp.get_be_byte_count()
+                    cpl.lower_address = (tlp.address + tlp.get_first_be_offset()) & 0x7F
+                    cpl.set_data(bytes(tlp.length * 4))
+                    cpl.ep = True
+                    await rc.send(cpl)
+                return handler
+            rc.register_rx_tlp_handler(fmt_type, make(inner))
+
+    # ------------------------------------------------------------------------------------------
+    # Queue reset and re-enable
+    # ------------------------------------------------------------------------------------------
+
+    async def queue_reset_start(self, index=0):
+        """Write 1 to queue_reset of queue ``index`` (VQ-04); returns the time."""
+        mdev = self.vdev.mdev
+        await mdev.vp_iowrite16(index, uapi.VIRTIO_PCI_COMMON_Q_SELECT)
+        await mdev.vp_iowrite16(1, uapi.VIRTIO_PCI_COMMON_Q_RESET)
+        return now_ns()
+
+    async def queue_reset_wait(self, index=0, max_polls=2000):
+        """Poll queue_reset until it reads 0; returns (time of the first 0, reads of 1)."""
+        mdev = self.vdev.mdev
+        ones = 0
+        while True:
+            await mdev.vp_iowrite16(index, uapi.VIRTIO_PCI_COMMON_Q_SELECT)
+            value = await mdev.vp_ioread16(uapi.VIRTIO_PCI_COMMON_Q_RESET)
+            if value == 0:
+                return now_ns(), ones
+            assert value == 1, f"queue_reset reads {value}"
+            ones += 1
+            assert ones < max_polls, f"VQ-04: queue_reset still 1 after {max_polls} polls"
+
+    async def reenable_queue(self, index=0, size=None, desc_addr=None):
+        """After a queue reset: a fresh zeroed ring for queue ``index``, its vector, interrupt
+        handler and doorbell, then queue_enable (VQ-02, VQ-03). ``desc_addr`` programs another
+        descriptor-table address than the ring's own (registered with the DMA checker as a
+        descriptor table). The old ring must be gone from the DMA checker already."""
+        vdev = self.vdev
+        old = self.blk.vqs[index]
+        old.vring_del_virtqueue()
+        vdev.vqs.remove(old)
+        if old in vdev._vring_vqs:
+            vdev._vring_vqs.remove(old)
+        msix_vec = old.vector if old.vector is not None else uapi.VIRTIO_MSI_NO_VECTOR
+        if vdev.per_vq_vectors and msix_vec != uapi.VIRTIO_MSI_NO_VECTOR:
+            for vector, handler in [h for h in vdev._irq_handlers if h[0] == msix_vec]:
+                self.host.pci_dev.msi_vectors[vector].cb.remove(handler)
+                vdev._irq_handlers.remove((vector, handler))
+        vq = await vdev._vp_setup_vq(index, old.callback, old.name, size, msix_vec)
+        if vdev.per_vq_vectors and msix_vec != uapi.VIRTIO_MSI_NO_VECTOR:
+            vdev._request_irq(msix_vec, vdev._make_vring_handler(vq))
+        if desc_addr is not None:
+            await vdev.mdev.vp_modern_queue_address(index, desc_addr, vq.avail_addr, vq.used_addr)
+            self.checker.add_region(desc_addr, 16 * vq.num, "descriptor table", f"vq {index} moved table",
+                                    token=("vring", id(vq)))
+        await vdev.mdev.vp_modern_set_queue_enable(index, True)
+        self.blk.vqs[index] = vq
+        self._raw_next.pop(id(old), None)
+        return vq
 
     # ------------------------------------------------------------------------------------------
     # Observation
@@ -477,6 +554,42 @@ class ErrBench:
         assert self.disk_image() == bytes(self.ref.data), "disk memory differs from the reference disk"
         assert not self.blk.used_len_mismatches, self.blk.used_len_mismatches
         self.checker.assert_clean()
+
+    async def good_requests(self):
+        """Two writes and a read of distinct sectors, queued without a doorbell."""
+        return [await self.blk.submit_write(64, self.rng.randbytes(8 * SECTOR), kick=False),
+                await self.blk.submit_write(128, self.rng.randbytes(4 * SECTOR), kick=False),
+                await self.blk.submit_read(256, 8, kick=False)]
+
+    async def expect_stop(self, build, goods=True, intx=False, strict=True, **recover_kwargs):
+        """The error sequence: (``goods``) three good requests queued, the bad chain written by
+        ``await build(bench)`` (a RawChain), one doorbell; then DEVICE_NEEDS_RESET and the
+        config interrupt (STS-02, STS-03), no used entry but for good requests, the good requests
+        that completed are right, the DMA checker clean (``strict``: and no write at all to the
+        bad chain's buffers), and recovery by a reset (RST-01) with checked I/O."""
+        reqs = await self.good_requests() if goods else []
+        seq = self.checker.seq
+        bad = await build(self)
+        t_kick = now_ns()
+        await self.notify()
+        await self.wait_needs_reset(t_kick, intx=intx)
+        # the device has stopped: let anything already on its way land (and be reaped), then look
+        await Timer(2, "us")
+        used_idx, elems = await self.used_entries()
+        heads = {r.head for r in reqs}
+        assert used_idx <= len(reqs), f"used idx {used_idx} after {len(reqs)} good requests and a bad one"
+        for head, _ in elems:
+            assert head in heads, f"used entry for id {head} (the bad chain's head is {bad.head})"
+        self.check_done_requests(reqs)
+        if strict:
+            touched = bad.touched(self.checker.accesses_since(seq))
+            assert not touched, f"the device wrote buffers of the bad chain: {touched[:4]}"
+        self.checker.assert_clean()
+        self.log.info("%d of %d good requests completed before the device stopped", sum(r.done for r in reqs),
+                      len(reqs))
+        self.stop_config_events = list(self.blk.config_events)
+        await self.recover(**recover_kwargs)
+        return bad
 
     def check_done_requests(self, reqs):
         """Requests that completed: status OK, right data (the reference is updated with the

@@ -37,3 +37,15 @@ def _run(sim, module, config, testcase=None):
 @pytest.mark.parametrize("config", ["w64", "w256"])
 def test_malformed_chains(sim, config):
     _run(sim, "blk_err_chain", config)
+
+
+DMA_TESTS = ["run_descriptor_read_fails", "run_data_read_fails", "run_descriptor_table_unmapped"]
+
+
+@pytest.mark.parametrize("config", ["w64", "w256"])
+def test_dma_errors(sim, config):
+    _run(sim, "blk_err_dma", config, DMA_TESTS)
+
+
+def test_completion_timeout(sim):
+    _run(sim, "blk_err_dma", "cto", ["run_completion_timeout"])
