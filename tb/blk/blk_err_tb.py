@@ -265,7 +265,8 @@ class ErrBench:
             chain.time = now_ns()
         return chain
 
-    async def raw_request(self, req_type, sector, data_spans, write_data=False, status=True, vq=None):
+    async def raw_request(self, req_type, sector, data_spans, write_data=False, status=True, vq=None,
+                          completes=False):
         """A request chain with data buffers at given addresses: header | data | status, direct.
 
         ``data_spans`` = [(addr, len)]: readable unless ``write_data`` (an IN). Returns the
@@ -282,12 +283,34 @@ class ErrBench:
             last = k == len(bufs) - 1
             descs[idx[k]] = (addr, length, flags | (0 if last else F_NEXT), 0 if last else idx[k + 1])
         await self.write_descs(vq, descs)
-        chain = RawChain(vq, idx[0], [(a, n, "in" if f & F_WRITE else "out") for a, n, f in bufs])
+        chain = RawChain(vq, idx[0], [(a, n, "in" if f & F_WRITE else "out") for a, n, f in bufs], completes)
         await self.publish(vq, idx[0], chain)
         return chain, st
 
     async def notify(self, vq=None):
         await (vq or self.vq).virtqueue_notify()
+
+    async def complete_raw(self, chain, timeout_us=100):
+        """Kick a published raw chain that the device must serve, and wait for its used entry
+        with the driver's reaping held off (the chain is not one of the driver's); the driver's
+        used index and used_event then move past it. Returns (id, len) of the used element.
+        Only for a ring with nothing else in flight."""
+        vq = chain.vq
+        callback, vq.callback = vq.callback, None
+        try:
+            expect = (vq.last_used_idx + 1) & VRING_IDX_MASK
+            await self.notify(vq)
+            deadline = now_ns() + timeout_us * 1000
+            while await vq.vring_read_used_idx() != expect:
+                assert now_ns() < deadline, (f"raw chain head {chain.head} not used after {timeout_us} us "
+                                             f"(device_status 0x{await self.status():02x})")
+                await Timer(200, "ns")
+            elem = await vq.vring_read_used_elem(vq.last_used_idx & (vq.num - 1))
+            vq.last_used_idx = expect
+            await vq.vring_write_used_event(expect)
+        finally:
+            vq.callback = callback
+        return elem
 
     # ------------------------------------------------------------------------------------------
     # Host memory that fails

@@ -49,3 +49,15 @@ def test_dma_errors(sim, config):
 
 def test_completion_timeout(sim):
     _run(sim, "blk_err_dma", "cto", ["run_completion_timeout"])
+
+
+IO_TESTS = ["run_past_capacity", "run_length_not_multiple_of_512", "run_missing_status"]
+
+
+@pytest.mark.parametrize("config", ["w64", "w256"])
+def test_io_errors(sim, config):
+    _run(sim, "blk_err_io", config, IO_TESTS)
+
+
+def test_read_only(sim):
+    _run(sim, "blk_err_io", "ro", ["run_read_only", "run_read_only_declined"])
