@@ -15,11 +15,13 @@
  *
  * Tag = {generation, slot}: the low bits name the slot, the high bits count
  * the slot's uses, so a late completion for a tag that timed out finds a
- * different tag in its slot and is dropped. A timed-out tag is retired (not
- * issued again) until a completion for it turns up or rst; only when every
- * generation of a slot is retired are its retirements forgotten, so the
- * engine never stalls on them. With NUM_TAGS = 256 there is one generation
- * and a timed-out tag is reused at once (which PCIe allows).
+ * different tag in its slot and is dropped. A tag whose request the host may
+ * still answer (timed out, or failed by a poisoned or malformed piece that
+ * was not the last) is retired (not issued again) until the completion that
+ * ends its request turns up, or rst; only when every generation of a slot is
+ * retired are its retirements forgotten, so the engine never stalls on them.
+ * With NUM_TAGS = 256 there is one generation and such a tag is reused at
+ * once (which PCIe allows after a timeout).
  *
  * Completion data lands dword-aligned at its address offset inside the slot
  * (position = slot start + TLP length - byte count remaining; the lower
@@ -754,6 +756,10 @@ always @(posedge clk) begin
     if (c_fail) begin
         slot_state_reg[c_slot] <= SLOT_DONE;
         slot_err_reg[c_slot] <= 1'b1;
+        // a poisoned or malformed piece that does not end the request: the host still sends
+        // the rest, so keep the tag out of use until the last piece has come
+        if (GENS > 1 && cpl_status == CPL_STATUS_SC && !c_final)
+            tag_retired_reg[cpl_tag] <= 1'b1;
     end
 
     if (c_unretire)
