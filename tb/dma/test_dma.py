@@ -793,7 +793,7 @@ async def run_rd_timeout_reuse(dut):
             await RisingEdge(dut.clk)
         assert tb.cpl_sched, "the late pieces came back too early for this test"
         later = [t.tag for _, k, t in tb.tx_log[mrds_before:] if k == "mrd"]
-        assert poisoned_tag not in later[:len(later)], f"tag {poisoned_tag} reused while its pieces are still coming"
+        assert poisoned_tag not in later, f"tag {poisoned_tag} reused while its pieces are still coming"
         await tb.wait_idle(limit=20 * tb.cpl_timeout)
     tb.check_end()
 
