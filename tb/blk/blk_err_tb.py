@@ -628,6 +628,7 @@ class ErrBench:
                 start = req.sector * SECTOR
                 assert self.disk_image()[start:start + len(req.out_data)] == req.out_data, \
                     f"{req}: completed write not in the disk"
+                self.ref.write(req.sector, req.out_data)
             elif req.type == uapi.VIRTIO_BLK_T_IN:
                 assert req.data == self.ref.read(req.sector, req.in_data_len // SECTOR)[1], \
                     f"{req}: read data differs from the reference disk"

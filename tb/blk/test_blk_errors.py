@@ -6,8 +6,8 @@ The cocotb tests live in ``blk_err_*.py`` next to this file and share the bench 
 modules with this folder on its path). Each pytest function runs one cocotb module in one
 simulator process for one RTL parameter set:
 
-* ``w64``: DATA_WIDTH 64, a 2 MiB disk (CAPACITY 4096), other parameters at their defaults;
-* ``w256``: DATA_WIDTH 256, the same disk;
+* ``w64``: DATA_WIDTH 64, the other parameters at their defaults (a 1 MiB disk);
+* ``w256``: DATA_WIDTH 256;
 * ``ro``: READ_ONLY=1 (BLK-09);
 * ``cto``: CPL_TIMEOUT=2000 cycles (completion timeouts).
 """
@@ -22,8 +22,8 @@ TOPLEVEL = "virtio_blk_pci"
 HERE = Path(__file__).parent
 
 CONFIGS = {
-    "w64": {"DATA_WIDTH": 64, "CAPACITY": 4096},
-    "w256": {"DATA_WIDTH": 256, "CAPACITY": 4096},
+    "w64": {"DATA_WIDTH": 64},
+    "w256": {"DATA_WIDTH": 256},
     "ro": {"DATA_WIDTH": 64, "READ_ONLY": 1},
     "cto": {"DATA_WIDTH": 64, "CPL_TIMEOUT": 2000},
 }
@@ -61,3 +61,8 @@ def test_io_errors(sim, config):
 
 def test_read_only(sim):
     _run(sim, "blk_err_io", "ro", ["run_read_only", "run_read_only_declined"])
+
+
+@pytest.mark.parametrize("config", ["w64", "w256"])
+def test_resets(sim, config):
+    _run(sim, "blk_err_reset", config)
