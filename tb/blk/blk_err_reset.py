@@ -24,18 +24,19 @@ from models.virtio.virtio import VP_VQ_VECTOR_POLICY_INTX
 TIMEOUT_MS = 10
 REQUESTS = 32
 REQ_SECTORS = 16  # 8 KiB each: the disk holds twice 32 of them
+STALL = 100  # cycles of backpressure per accepted beat on tx_req (slow_link)
 
 
-async def submit_batch(b, count=REQUESTS, sectors=REQ_SECTORS):
-    """``count`` requests of ``sectors`` each, alternately a write and a read, every one on its
-    own part of the disk (writes on even slots, reads on odd ones): whatever the order in which
-    the device serves them, and wherever it stops, a request that completed has one right
-    answer. One doorbell for all."""
+async def submit_batch(b, count=REQUESTS, sectors=REQ_SECTORS, reads_only=False):
+    """``count`` requests of ``sectors`` each, alternately a write and a read (or only reads),
+    every one on its own part of the disk (writes on even slots, reads on odd ones): whatever
+    the order in which the device serves them, and wherever it stops, a request that completed
+    has one right answer. One doorbell for all."""
     slots = param("CAPACITY") // sectors
     assert slots >= 2 * count, "the disk is too small for the batch"
     reqs = []
     for k in range(count):
-        if k % 2 == 0:
+        if k % 2 == 0 and not reads_only:
             sector = 2 * k * sectors
             reqs.append(await b.blk.submit_write(sector, b.rng.randbytes(sectors * SECTOR), kick=False))
         else:
@@ -52,19 +53,33 @@ async def wait_completed(b, count, timeout_us=2000):
         await Timer(200, "ns")
 
 
-async def reset_during_io(dut, moment, policy=None, seed=0):
+def slow_link():
+    """Backpressure on tx_req: ready for one cycle in every STALL + 1."""
+    while True:
+        for _ in range(STALL):
+            yield True
+        yield False
+
+
+async def reset_during_io(dut, moment, policy=None, seed=0, backpressure=False, reads_only=False):
     b = await ErrBench.create(dut, seed=seed, policy=policy)
-    reqs = await submit_batch(b)
+    reqs = await submit_batch(b, reads_only=reads_only)
     if moment == "mid":
+        # half done, and 1.5 us into the data of the next request (8 KiB take about 4 us)
         await wait_completed(b, REQUESTS // 2)
+        await Timer(1500, "ns")
     elif moment == "end":
         await wait_completed(b, REQUESTS - 2)
     done_before = b.blk.completed
+    if backpressure:
+        # the host takes the device's requests slowly from here on (completions are not held)
+        b.host.tx_req.set_pause_generator(slow_link())
     t_write, t0, busy = await b.reset_device()
     b.log.info("reset at '%s' with %d of %d requests completed: status read non-zero %d times over %d ns",
                moment, done_before, REQUESTS, busy, t0 - t_write)
     assert done_before < REQUESTS, "every request completed before the reset: nothing was in flight"
     await b.quiet_since(t0)
+    b.host.tx_req.set_pause_generator(None)
     await b.check_reset_values()
     b.check_done_requests(reqs)
     b.checker.assert_clean()
@@ -75,8 +90,8 @@ async def reset_during_io(dut, moment, policy=None, seed=0):
 @cocotb.parametrize(moment=["kick", "mid", "end"])
 async def run_reset_during_io(dut, moment):
     """RST-01, RST-02, RST-03, RST-04, RST-05, RST-06: 32 requests (8 KiB writes and reads) in
-    flight, then device_status = 0 right after the doorbell, with about half done, or with two
-    left: the status reads 0 once the device is idle, and from that moment no TLP at all leaves
+    flight, then device_status = 0 right after the doorbell, in the middle of the data of the
+    request after the first half, or with two left: the status reads 0 once the device is idle, and from that moment no TLP at all leaves
     it (no DMA, no MSI-X) for 10 us; queue_enable, vectors, queue_reset, size and addresses are
     at their reset values; the requests that completed are right; a new driver on new rings
     does I/O checked against the RAM disk."""
@@ -88,6 +103,18 @@ async def run_reset_during_io_intx(dut):
     """RST-01, RST-02, RST-03: the same in INTx mode, reset with about half of the requests
     done: from the first read of 0 no TLP, INTx deasserted and not raised again; recovery."""
     await reset_during_io(dut, "mid", policy=VP_VQ_VECTOR_POLICY_INTX, seed=83)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+@cocotb.parametrize(moment=["kick", "mid"])
+async def run_reset_during_io_slow_link(dut, moment):
+    """RST-01, RST-02: the same with the host taking the device's requests (tx_req) only one
+    cycle in 101 from the reset on, and reads only (mid-batch the device then has only writes
+    of read data and used entries in flight, no reads whose completions would hold the reset
+    back): device_status may read 0 only once everything the device started is out, so no TLP
+    (DMA or MSI-X) leaves it after the completion that carries the first 0."""
+    await reset_during_io(dut, moment, seed={"kick": 101, "mid": 103}[moment], backpressure=True,
+                          reads_only=True)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")

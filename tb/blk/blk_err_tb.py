@@ -31,6 +31,7 @@ from cocotbext.pcie.core.tlp import PcieId, Tlp, TlpType
 
 from models.pcie import attach_root_complex
 from models.pcie.dma_checker import DmaChecker
+from models.pcie.tlp_stream import beats_to_tlp
 from models.ref.ramdisk import RamDisk, blk_outhdr_pack
 from models.virtio import uapi
 from models.virtio.blk import VIRTIO_BLK_POISON, VirtioBlk
@@ -169,6 +170,7 @@ class ErrBench:
         self.dropped_reads = []  # MRd TLPs left unanswered (completion timeout tests)
         self.poisoned_reads = []  # MRd TLPs answered with a poisoned completion
         self.stop_config_events = []  # the config interrupts of the last expect_stop()
+        self.tx_cpl_log = []  # (time ns, hdr, payload) of every completion the device sent
         self._raw_next = {}  # id(vq) -> next free descriptor index from the top
 
     @classmethod
@@ -180,6 +182,12 @@ class ErrBench:
 
     async def start(self, prefill=True, transport_features=None):
         self.host = await attach_root_complex(self.dut)
+        on_cpl = self.host.tx_cpl.callback
+
+        def logged_cpl(hdr, payload):
+            self.tx_cpl_log.append((now_ns(), hdr, payload))
+            on_cpl(hdr, payload)
+        self.host.tx_cpl.callback = logged_cpl
         self.checker = DmaChecker()
         self.checker.install(self.host.rc)
         pci_dev = await self.host.enumerate()
@@ -372,14 +380,15 @@ class ErrBench:
         return now_ns()
 
     async def queue_reset_wait(self, index=0, max_polls=2000):
-        """Poll queue_reset until it reads 0; returns (time of the first 0, reads of 1)."""
+        """Poll queue_reset until it reads 0; returns (time the completion carrying the first 0
+        left the device, reads of 1)."""
         mdev = self.vdev.mdev
         ones = 0
         while True:
             await mdev.vp_iowrite16(index, uapi.VIRTIO_PCI_COMMON_Q_SELECT)
             value = await mdev.vp_ioread16(uapi.VIRTIO_PCI_COMMON_Q_RESET)
             if value == 0:
-                return now_ns(), ones
+                return self.completion_time(now_ns(), uapi.VIRTIO_PCI_COMMON_Q_RESET, 2), ones
             assert value == 1, f"queue_reset reads {value}"
             ones += 1
             assert ones < max_polls, f"VQ-04: queue_reset still 1 after {max_polls} polls"
@@ -483,16 +492,20 @@ class ErrBench:
 
     async def quiet_since(self, t0, window_ns=10_000):
         """RST-02 / VQ-01: nothing on tx_req (no DMA, no MSI-X) after ``t0``, for ``window_ns``
-        more; INTx not asserted and not raised again."""
+        more; INTx not asserted and not raised again; then the DMA checker must be clean."""
         rises = self.host.intx.rises
         end = max(now_ns(), t0) + window_ns
         while now_ns() < end:
             assert self.host.intx.level == 0, "RST-02: INTx asserted after the reset completed"
             await Timer(1000, "ns")
         late = self.tlps_since(t0)
-        assert not late, (f"RST-02: {len(late)} TLP(s) sent after device_status read 0 at {t0} ns: "
-                          + "; ".join(f"{t} ns {tlp.fmt_type.name} 0x{tlp.address:x}" for t, tlp in late[:5]))
+        assert not late, (f"RST-02: {len(late)} TLP(s) reached the host after the completion that reported "
+                          f"the reset done left the device at {t0} ns: "
+                          + "; ".join(f"{t} ns {tlp.fmt_type.name} 0x{tlp.address:x} ({tlp.length} DW)"
+                                      for t, tlp in late[:5]))
         assert self.host.intx.rises == rises, "RST-02: INTx raised after the reset completed"
+        self.checker.raise_on_error = True
+        self.checker.assert_clean()
 
     # ------------------------------------------------------------------------------------------
     # Reset and recovery
@@ -501,12 +514,14 @@ class ErrBench:
     async def reset_device(self, max_polls=2000):
         """Write 0 to device_status and poll it until it reads 0 (RST-01). At the first 0 the old
         rings are forgotten by the DMA checker (any later access is a violation). Returns
-        (time of the write, time of the first read of 0, reads that were not 0)."""
+        (time of the write, time the completion carrying the first 0 left the device, reads
+        that were not 0)."""
         t_write = now_ns()
-        await self.vdev.mdev.vp_modern_set_status(0)
+        mdev = self.vdev.mdev
+        await mdev.vp_modern_set_status(0)
         busy = 0
         while True:
-            status = await self.vdev.mdev.vp_modern_get_status()
+            status = await mdev.vp_modern_get_status()
             if status == 0:
                 break
             busy += 1
@@ -514,7 +529,31 @@ class ErrBench:
         t0 = now_ns()
         for vq in self.blk.vqs:
             vq.vring_del_virtqueue()
-        return t_write, t0, busy
+        # from now on any access to the old rings is recorded (not raised from inside the root
+        # complex) so that quiet_since() can report it as what it is; reinit() checks the record
+        self.checker.raise_on_error = False
+        return t_write, self.status_completion_time(t0), busy
+
+    def status_completion_time(self, t0):
+        """When the completion of the device_status read that returned 0 (at ``t0``) left the
+        device."""
+        return self.completion_time(t0, uapi.VIRTIO_PCI_COMMON_STATUS, 1)
+
+    def completion_time(self, t0, offset, size, value=0):
+        """When the completion of a ``size``-byte read of common-config ``offset`` that returned
+        ``value`` (to the driver at ``t0``) left the device: the last such completion sent by
+        then."""
+        lower = (self.vdev.mdev.caps[uapi.VIRTIO_PCI_CAP_COMMON_CFG]["offset"] + offset) & 0x7F
+        for t, hdr, payload in reversed(self.tx_cpl_log):
+            if t > t0:
+                continue
+            cpl = beats_to_tlp(hdr, payload)
+            if cpl.fmt_type != TlpType.CPL_DATA or cpl.byte_count != size or cpl.lower_address != lower:
+                continue
+            data = bytes(cpl.get_data())[lower & 3:(lower & 3) + size]
+            if int.from_bytes(data, "little") == value:
+                return t
+        raise AssertionError(f"no completion of common config 0x{offset:x} = {value} among the device's")
 
     async def check_reset_values(self):
         """RST-03, RST-04, RST-05: queue registers, vectors and ISR at their reset values."""
@@ -543,6 +582,8 @@ class ErrBench:
         """Forget the old driver (the device must already be reset), re-read the disk into the
         reference, probe again on new rings and (``io``) run checked I/O."""
         await self.drop_driver()
+        self.checker.raise_on_error = True
+        self.checker.assert_clean()
         self.ref.data[:] = self.disk_image()
         await self.probe(**blk_kwargs)
         if io:
