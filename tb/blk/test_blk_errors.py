@@ -48,7 +48,7 @@ def test_dma_errors(sim, config):
 
 
 def test_completion_timeout(sim):
-    _run(sim, "blk_err_dma", "cto", ["run_completion_timeout"])
+    _run(sim, "blk_err_dma", "cto", ["run_completion_timeout", "run_late_completion"])
 
 
 IO_TESTS = ["run_past_capacity", "run_length_not_multiple_of_512", "run_missing_status"]
