@@ -522,9 +522,11 @@ class ErrBench:
             assert self.host.intx.level == 0, "RST-02: INTx asserted after the reset completed"
             await Timer(1000, "ns")
         late = self.tlps_since(t0)
+        msix = dict(self.msix_messages(t0))
         assert not late, (f"RST-02: {len(late)} TLP(s) reached the host after the completion that reported "
                           f"the reset done left the device at {t0} ns: "
                           + "; ".join(f"{t} ns {tlp.fmt_type.name} 0x{tlp.address:x} ({tlp.length} DW)"
+                                      + (f" = MSI-X vector {msix[t]}" if t in msix else "")
                                       for t, tlp in late[:5]))
         assert self.host.intx.rises == rises, "RST-02: INTx raised after the reset completed"
         self.checker.raise_on_error = True
