@@ -92,7 +92,11 @@ module virtio_vq_engine #
     input  wire [DEST_WIDTH-1:0]         s_rd_rsp_tdest,
     input  wire                          s_rd_rsp_tuser,
     input  wire                          rd_idle,
+    // not used: a failure of one of the engine's reads comes marked in its response packet
+    // (s_rd_rsp_tuser); rd_error also pulses for completions that are no longer anyone's
+    /* verilator lint_off UNUSEDSIGNAL */
     input  wire                          rd_error,
+    /* verilator lint_on UNUSEDSIGNAL */
 
     /*
      * DMA write requests
@@ -777,8 +781,12 @@ always @(posedge clk) begin
         d_out_done_reg <= 1'b1;
 
     // ---------------------------------------------------------------- errors
-    // a malformed chain or a failed DMA: stop, and ask the transport for DEVICE_NEEDS_RESET once
-    if ((f_fault || rsp_error || rd_error) && !dev_reset && !error_reg) begin
+    // a malformed chain or a failed DMA: stop, and ask the transport for DEVICE_NEEDS_RESET once.
+    // A DMA read of the engine that fails (UR, CA, poisoned, timeout, bus mastering off) ends
+    // its response packet with tuser (rsp_error). rd_error is not used: it also pulses for a
+    // completion that is no longer expected, e.g. the late answer to a read that timed out
+    // before a device reset, which must not stop a device that is working again.
+    if ((f_fault || rsp_error) && !dev_reset && !error_reg) begin
         error_reg <= 1'b1;
         needs_reset <= 1'b1;
     end

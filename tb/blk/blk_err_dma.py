@@ -147,3 +147,24 @@ async def run_completion_timeout(dut, what):
     first_status = [t for t, s in b.stop_config_events]
     assert first_status and first_status[0] - t_drop >= param("CPL_TIMEOUT") * 4, \
         f"config interrupt at {first_status} ns, the read was dropped at {t_drop} ns"
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def run_late_completion(dut):
+    """STS-02, RST-01: a read whose completion the host holds back: after CPL_TIMEOUT the
+    device sets DEVICE_NEEDS_RESET (config interrupt), is reset and re-initialised; then the
+    held completion arrives, for a tag that timed out before the reset. The device must drop
+    it as an unexpected completion: it is in no error state, so no DEVICE_NEEDS_RESET and no
+    config interrupt, and I/O goes on."""
+    b = await ErrBench.create(dut, seed=47)
+    arm(b, Where.no_cpl)
+    await b.expect_stop(lambda b: out_data_at(b, NO_CPL_BASE))
+    assert len(b.dropped_reads) == 1, b.dropped_reads
+    since = now_ns()
+    await b.complete_late(b.dropped_reads[0][1])
+    await Timer(2, "us")
+    status = await b.status()
+    assert not status & uapi.VIRTIO_CONFIG_S_NEEDS_RESET, \
+        f"STS-02: a late completion from before the reset set DEVICE_NEEDS_RESET (status 0x{status:02x})"
+    assert not [e for e in b.blk.config_events if e[0] >= since], "config interrupt for a late completion"
+    await b.run_io()

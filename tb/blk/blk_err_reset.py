@@ -15,7 +15,7 @@ cocotb tests, run by tb/blk/test_blk_errors.py.
 """
 
 import cocotb
-from cocotb.triggers import Timer
+from cocotb.triggers import ClockCycles, Timer
 
 from blk_err_tb import SECTOR, ErrBench, now_ns, param
 from models.virtio import uapi
@@ -115,6 +115,32 @@ async def run_reset_during_io_slow_link(dut, moment):
     (DMA or MSI-X) leaves it after the completion that carries the first 0."""
     await reset_during_io(dut, moment, seed={"kick": 101, "mid": 103}[moment], backpressure=True,
                           reads_only=True)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def run_reset_after_completion_slow_link(dut):
+    """RST-01, RST-02: one read at a time over a slow link (tx_req ready one cycle in 101);
+    device_status = 0 is written 50 to 250 cycles (in steps of 25) after the request's used
+    idx reached host memory, i.e. around the used-buffer notification: no TLP (in particular no
+    MSI-X message) may leave the device after the completion that reports the reset done.
+    Each round re-initialises the device."""
+    b = await ErrBench.create(dut, seed=107)
+    for delay in range(50, 251, 25):
+        b.host.tx_req.set_pause_generator(slow_link())
+        vq = b.vq
+        req = await b.blk.submit_read(8 + delay, 1)
+        while await vq.vring_read_used_idx() == 0:
+            await ClockCycles(dut.clk, 1)
+        await ClockCycles(dut.clk, delay)
+        _, t0, _ = await b.reset_device()
+        try:
+            await b.quiet_since(t0, window_ns=3000)
+        except AssertionError as exc:
+            raise AssertionError(f"reset {delay} cycles after the used idx: {exc}") from None
+        b.host.tx_req.set_pause_generator(None)
+        b.check_done_requests([req])
+        await b.reinit(io=False)
+    await b.run_io()
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")

@@ -346,6 +346,29 @@ class ErrBench:
                 return handler
             rc.register_rx_tlp_handler(fmt_type, make(inner))
 
+    async def complete_late(self, tlp, data=None):
+        """Answer a read the host held back (``dropped_reads``) now, as the root complex would
+        have: completions of at most Max_Payload_Size bytes carrying ``data`` (zeros by
+        default)."""
+        rc = self.host.rc
+        nbytes = tlp.get_be_byte_count()
+        data = bytes(tlp.length * 4) if data is None else data
+        addr = tlp.address + tlp.get_first_be_offset()
+        mps = 128 << rc.max_payload_size
+        dw_done = 0
+        sent = 0
+        while dw_done < tlp.length:
+            cpl = Tlp.create_completion_data_for_tlp(tlp, PcieId(0, 0, 0))
+            dws = min(tlp.length - dw_done, (mps - (addr & 0x7F if dw_done else 0)) // 4)
+            cpl.byte_count = nbytes - sent
+            cpl.lower_address = addr & 0x7F
+            cpl.set_data(data[dw_done * 4:(dw_done + dws) * 4])
+            await rc.send(cpl)
+            step = dws * 4 - (addr & 3)
+            sent += step
+            addr += step
+            dw_done += dws
+
     def poison_completions(self, base=POISON_BASE, size=0x1000):
         """Answer every device read of [base, base+size) with one poisoned (EP) completion of
         zeros (reads there must be at most one max-payload long)."""
@@ -499,9 +522,11 @@ class ErrBench:
             assert self.host.intx.level == 0, "RST-02: INTx asserted after the reset completed"
             await Timer(1000, "ns")
         late = self.tlps_since(t0)
+        msix = dict(self.msix_messages(t0))
         assert not late, (f"RST-02: {len(late)} TLP(s) reached the host after the completion that reported "
                           f"the reset done left the device at {t0} ns: "
                           + "; ".join(f"{t} ns {tlp.fmt_type.name} 0x{tlp.address:x} ({tlp.length} DW)"
+                                      + (f" = MSI-X vector {msix[t]}" if t in msix else "")
                                       for t, tlp in late[:5]))
         assert self.host.intx.rises == rises, "RST-02: INTx raised after the reset completed"
         self.checker.raise_on_error = True

@@ -10,6 +10,10 @@ simulator process for one RTL parameter set:
 * ``w256``: DATA_WIDTH 256;
 * ``ro``: READ_ONLY=1 (BLK-09);
 * ``cto``: CPL_TIMEOUT=2000 cycles (completion timeouts).
+
+The modules: ``blk_err_chain`` (malformed chains and available rings, SPL-26), ``blk_err_dma``
+(UR / CA / poisoned / missing completions), ``blk_err_io`` (BLK-23 requests, BLK-09 read-only
+disk), ``blk_err_reset`` (device and queue resets during I/O, bus mastering off).
 """
 
 from pathlib import Path
@@ -48,7 +52,7 @@ def test_dma_errors(sim, config):
 
 
 def test_completion_timeout(sim):
-    _run(sim, "blk_err_dma", "cto", ["run_completion_timeout"])
+    _run(sim, "blk_err_dma", "cto", ["run_completion_timeout", "run_late_completion"])
 
 
 IO_TESTS = ["run_past_capacity", "run_length_not_multiple_of_512", "run_missing_status"]
