@@ -374,6 +374,7 @@ u_msix (
     .reg_rdata(msix_rdata),
     .msix_enable(msix_enable),
     .function_mask(msix_function_mask),
+    .clear(dev_reset),
     .bus_master_enable(cmd_bus_master),
     .requester_id(requester_id),
     .req_valid(msix_req_valid),
