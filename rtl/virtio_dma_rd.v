@@ -111,6 +111,7 @@ module virtio_dma_rd #
     /*
      * Status
      */
+    input  wire                   flush,
     output wire                   idle,
     output wire                   error
 );
@@ -703,6 +704,14 @@ always @(posedge clk) begin
             pk_fill_reg[pk_dest] <= pk_total[BYTE_LANE_WIDTH-1:0];
             pk_err_reg[pk_dest] <= pk_err || s1_err_reg;
         end
+    end
+
+    // flush (the client aborts): the packets it left open will never get their last request,
+    // so their bytes are dropped; TLPs already sent still drain, and idle rises when they have
+    if (flush) begin
+        for (g = 0; g < NUM_DESTS; g = g + 1)
+            pk_fill_reg[g] <= {BYTE_LANE_WIDTH{1'b0}};
+        pk_err_reg <= {NUM_DESTS{1'b0}};
     end
 
     if (rst) begin

@@ -186,6 +186,11 @@ wire [63:0] q_a_desc, q_a_driver, q_a_device, q_b_driver, q_b_device;
 wire        q_a_enable;
 wire        engine_needs_reset;
 wire        engine_quiesced;
+// a reset is complete only once every TLP the engine and the MSI-X block produced has left on
+// tx_req: a posted write still waiting in the arbiter must not be passed by the completion that
+// reads device_status 0 (completions may not pass posted requests)
+wire        tx_req_drained;
+wire        dev_quiesced = engine_quiesced && tx_req_drained;
 
 // ---- ring engine <-> DMA
 localparam DEST_WIDTH = 2;
@@ -213,6 +218,7 @@ wire tx_rd_tlp_valid, tx_rd_tlp_sop, tx_rd_tlp_eop, tx_rd_tlp_ready;
 wire tx_wr_tlp_valid, tx_wr_tlp_sop, tx_wr_tlp_eop, tx_wr_tlp_ready;
 wire tx_msg_tlp_valid, tx_msg_tlp_sop, tx_msg_tlp_eop, tx_msg_tlp_ready;
 wire [15:0] requester_id = {bus_num, device_num, 3'b000};
+assign tx_req_drained = !tx_req_tlp_valid && !tx_rd_tlp_valid && !tx_wr_tlp_valid && !tx_msg_tlp_valid;
 
 always @* begin
     bar_reg_rdata = 32'd0;
@@ -330,7 +336,7 @@ u_common (
     .dev_cfg_read(dev_cfg_read),
     .dev_cfg_changed(dev_cfg_changed),
     .dev_needs_reset(engine_needs_reset),
-    .dev_quiesced(engine_quiesced),
+    .dev_quiesced(dev_quiesced),
     .driver_ok(driver_ok),
     .driver_features(driver_features),
     .dev_reset(dev_reset),
@@ -368,6 +374,7 @@ u_msix (
     .reg_rdata(msix_rdata),
     .msix_enable(msix_enable),
     .function_mask(msix_function_mask),
+    .clear(dev_reset),
     .bus_master_enable(cmd_bus_master),
     .requester_id(requester_id),
     .req_valid(msix_req_valid),
@@ -492,6 +499,7 @@ u_dma_rd (
     .requester_id(requester_id),
     .bus_master_enable(cmd_bus_master),
     .max_read_request_size(max_read_request_size),
+    .flush(wr_flush),
     .idle(rd_idle),
     .error(rd_error)
 );

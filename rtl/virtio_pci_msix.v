@@ -41,6 +41,7 @@ module virtio_pci_msix #
      */
     input  wire                   msix_enable,
     input  wire                   function_mask,
+    input  wire                   clear,            // virtio device reset: drop queued and pending events
     input  wire                   bus_master_enable,
     input  wire [15:0]            requester_id,
     input  wire                   req_valid,
@@ -151,7 +152,7 @@ always @(posedge clk) begin
     end
 
     // one vector examined per cycle while the output is free
-    if (!tx_valid_reg || tx_msg_tlp_ready) begin
+    if ((!tx_valid_reg || tx_msg_tlp_ready) && !clear) begin
         if (scan_active) begin
             if (scan_blocked) begin
                 pending_reg[scan_reg] <= 1'b1;
@@ -175,6 +176,13 @@ always @(posedge clk) begin
     // new requests (ignored while MSI-X is off: the event then goes through the ISR and INTx)
     if (req_valid && msix_enable && req_vector < VECTORS[10:0])
         request_reg[req_vector[VECTOR_WIDTH-1:0]] <= 1'b1;
+
+    // after a virtio reset no notification may go out: events not yet sent are dropped
+    // (a message already handed to tx_req drains before the reset is reported done)
+    if (clear) begin
+        request_reg <= {VECTORS{1'b0}};
+        pending_reg <= {VECTORS{1'b0}};
+    end
 
     if (rst) begin
         vector_mask_reg <= {VECTORS{1'b1}};

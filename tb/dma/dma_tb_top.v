@@ -160,6 +160,7 @@ virtio_dma_rd #(
     .requester_id(requester_id),
     .bus_master_enable(bus_master_enable),
     .max_read_request_size(max_read_request_size),
+    .flush(flush),
     .idle(rd_idle),
     .error(rd_error)
 );
