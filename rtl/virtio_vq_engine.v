@@ -1265,8 +1265,8 @@ always @(posedge clk) begin
 
     // queue reset: stop fetching, wait for the fetch reads in flight, then drop what was fetched
     // and not walked (the walker stops between chains) and fetch it again afterwards
-    if (any_queue_reset && !aborting && r_state_reg != R_IDLE && r_state_reg != R_FLUSH &&
-        r_state_reg != R_EVENT_WAIT)
+    if (any_queue_reset && !aborting && r_state_reg != R_FLUSH && r_state_reg != R_EVENT_WAIT &&
+        (r_state_reg != R_IDLE || !head_empty || !ctx_none || ring_busy_reg))
         r_state_reg <= R_FLUSH;
     if (r_state_reg == R_FLUSH && !aborting && !r_rq_valid && !ring_busy_reg && !a_rq_valid && !p_rq_valid &&
         !w_rq_valid && exp_empty && !ring_busy_reg &&
