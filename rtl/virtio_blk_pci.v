@@ -36,7 +36,7 @@ module virtio_blk_pci #
     // BAR0 prefetchable (placed above 4 GiB by most hosts)
     parameter BAR0_PREFETCHABLE = 1,
     // DMA read tags (outstanding MRd TLPs)
-    parameter DMA_TAGS = 16,
+    parameter DMA_TAGS = 32,
     // DMA read completion timeout, in clock cycles
     parameter CPL_TIMEOUT = 65536,
     // AXI4 disk port: address width (the disk holds at most 2^AXI_ADDR_WIDTH bytes) and id width

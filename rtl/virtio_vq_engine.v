@@ -70,7 +70,9 @@ module virtio_vq_engine #
     // chains walked and not yet completed (power of two)
     parameter CHAIN_FIFO_DEPTH = 16,
     // chains being fetched at once (power of two)
-    parameter NUM_CTX = 8,
+    parameter NUM_CTX = 16,
+    // beats of readable bytes buffered for the back end (power of two)
+    parameter DATA_FIFO_DEPTH = 64,
     // DMA read destination width
     parameter DEST_WIDTH = 2
 )
@@ -161,6 +163,7 @@ module virtio_vq_engine #
 
 localparam SEG_PTR_WIDTH = $clog2(SEG_FIFO_DEPTH);
 localparam CHAIN_PTR_WIDTH = $clog2(CHAIN_FIFO_DEPTH);
+localparam DFIFO_PTR_WIDTH = $clog2(DATA_FIFO_DEPTH);
 localparam CTX_WIDTH = NUM_CTX > 1 ? $clog2(NUM_CTX) : 1;
 // descriptors buffered per context, and read at a chain's head
 localparam [4:0] CTX_DESCS = 5'd16;
@@ -377,16 +380,28 @@ wire [15:0]                  uidx_v = uidx_v_mem[uidx_rd_ptr_reg[OWNER_PTR_WIDTH
 wire rsp_is_data = s_rd_rsp_tdest == DEST_DATA;
 wire rsp_is_fetch = s_rd_rsp_tdest == DEST_FETCH;
 reg fetch_rsp_stall;                               // the fetch side cannot take this beat yet
-assign s_rd_rsp_tready = aborting ? 1'b1 : rsp_is_data ? m_be_out_tready : rsp_is_fetch ? !fetch_rsp_stall : 1'b1;
-assign m_be_out_tdata = s_rd_rsp_tdata;
-assign m_be_out_tkeep = s_rd_rsp_tkeep;
-assign m_be_out_tvalid = s_rd_rsp_tvalid && rsp_is_data && !aborting;
-assign m_be_out_tlast = s_rd_rsp_tlast;
-assign m_be_out_tuser = s_rd_rsp_tuser;
+// readable bytes for the back end go through a FIFO, so that a packet the back end is not
+// ready for yet (the next chain's header while it still moves the current chain's data) does
+// not hold up the fetch responses behind it in virtio_dma_rd's in-order drain
+reg [DATA_WIDTH-1:0] dfifo_data_mem [0:DATA_FIFO_DEPTH-1];
+reg [KEEP_WIDTH-1:0] dfifo_keep_mem [0:DATA_FIFO_DEPTH-1];
+reg                  dfifo_last_mem [0:DATA_FIFO_DEPTH-1];
+reg                  dfifo_user_mem [0:DATA_FIFO_DEPTH-1];
+reg [DFIFO_PTR_WIDTH:0] dfifo_wr_ptr_reg, dfifo_rd_ptr_reg;
+wire dfifo_full = dfifo_wr_ptr_reg == {~dfifo_rd_ptr_reg[DFIFO_PTR_WIDTH], dfifo_rd_ptr_reg[DFIFO_PTR_WIDTH-1:0]};
+wire dfifo_empty = dfifo_wr_ptr_reg == dfifo_rd_ptr_reg;
+assign s_rd_rsp_tready = aborting ? 1'b1 : rsp_is_data ? !dfifo_full : rsp_is_fetch ? !fetch_rsp_stall : 1'b1;
+assign m_be_out_tdata = dfifo_data_mem[dfifo_rd_ptr_reg[DFIFO_PTR_WIDTH-1:0]];
+assign m_be_out_tkeep = dfifo_keep_mem[dfifo_rd_ptr_reg[DFIFO_PTR_WIDTH-1:0]];
+assign m_be_out_tvalid = !dfifo_empty && !aborting;
+assign m_be_out_tlast = dfifo_last_mem[dfifo_rd_ptr_reg[DFIFO_PTR_WIDTH-1:0]];
+assign m_be_out_tuser = dfifo_user_mem[dfifo_rd_ptr_reg[DFIFO_PTR_WIDTH-1:0]];
+wire dfifo_push = s_rd_rsp_tvalid && rsp_is_data && !dfifo_full && !aborting;
+wire dfifo_pop = m_be_out_tvalid && m_be_out_tready;
 wire rsp_beat = s_rd_rsp_tvalid && s_rd_rsp_tready && !aborting;
 wire fetch_rsp_beat = rsp_beat && rsp_is_fetch;
 wire event_rsp_beat = rsp_beat && s_rd_rsp_tdest == DEST_EVENT;
-wire data_rsp_last = rsp_beat && rsp_is_data && s_rd_rsp_tlast;
+wire data_rsp_last = dfifo_pop && m_be_out_tlast;   // the back end has taken a chain's readable bytes
 wire rsp_error = rsp_beat && s_rd_rsp_tlast && s_rd_rsp_tuser;
 
 // ================================================================= ring stage
@@ -651,7 +666,7 @@ assign quiesced = r_state_reg == R_IDLE && !r_rq_valid && !r_wq_valid &&
                   wi_state_reg == WI_IDLE && !d_wq_valid &&
                   c_state_reg == C_IDLE && !c_wq_valid &&
                   i_state_reg == I_IDLE && !i_rq_valid &&
-                  rd_idle && wr_idle && be_idle;
+                  (dfifo_empty || aborting) && rd_idle && wr_idle && be_idle;
 
 // ================================================================= fetch response side (combinational)
 // the ring stage unloads a ring beat one entry per cycle: stall while busy; a head read whose
@@ -745,6 +760,15 @@ always @(posedge clk) begin
     end
     if (data_rsp_last)
         rd_pkts_done_reg <= rd_pkts_done_reg + 16'd1;
+    if (dfifo_push) begin
+        dfifo_data_mem[dfifo_wr_ptr_reg[DFIFO_PTR_WIDTH-1:0]] <= s_rd_rsp_tdata;
+        dfifo_keep_mem[dfifo_wr_ptr_reg[DFIFO_PTR_WIDTH-1:0]] <= s_rd_rsp_tkeep;
+        dfifo_last_mem[dfifo_wr_ptr_reg[DFIFO_PTR_WIDTH-1:0]] <= s_rd_rsp_tlast;
+        dfifo_user_mem[dfifo_wr_ptr_reg[DFIFO_PTR_WIDTH-1:0]] <= s_rd_rsp_tuser;
+        dfifo_wr_ptr_reg <= dfifo_wr_ptr_reg + 1'b1;
+    end
+    if (dfifo_pop)
+        dfifo_rd_ptr_reg <= dfifo_rd_ptr_reg + 1'b1;
 
     // ---------------------------------------------------------------- fetch responses
     if (fetch_rsp_beat && !exp_empty) begin
@@ -1316,6 +1340,7 @@ always @(posedge clk) begin
         wi_ptr_reg <= chain_wr_ptr_reg;
         done_ptr_reg <= chain_wr_ptr_reg;
         be_loaded_reg <= 1'b0;
+        dfifo_rd_ptr_reg <= dfifo_wr_ptr_reg;
         ri_state_reg <= RI_IDLE;
         wi_state_reg <= WI_IDLE;
         c_state_reg <= C_IDLE;
@@ -1412,6 +1437,8 @@ always @(posedge clk) begin
         wi_ptr_reg <= {(CHAIN_PTR_WIDTH+1){1'b0}};
         done_ptr_reg <= {(CHAIN_PTR_WIDTH+1){1'b0}};
         be_loaded_reg <= 1'b0;
+        dfifo_wr_ptr_reg <= {(DFIFO_PTR_WIDTH+1){1'b0}};
+        dfifo_rd_ptr_reg <= {(DFIFO_PTR_WIDTH+1){1'b0}};
         rd_pkts_issued_reg <= 16'd0;
         rd_pkts_done_reg <= 16'd0;
         wr_issued_reg <= 16'd0;
