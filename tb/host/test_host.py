@@ -8,8 +8,9 @@
 * ``test_equivalence``: the same virtio-blk workload with the direct DMA path off and on
   (cocotb module host_equiv.py, one simulation each) gives the same results, disk, DMA access
   sequences and MSI-X messages; wall time and TLPs per second of both are printed.
-* ``test_perf``: 4 KiB reads at queue depth 16 at DATA_WIDTH 256 (host_perf.py): TLPs and
-  cycles per wall second, printed (HOST_PERF_REQUESTS sets the length).
+* ``test_perf``: 4 KiB reads at queue depth 16 at DATA_WIDTH 256 (host_perf.py) over the
+  direct path and over the link: TLPs and simulated cycles per wall second, printed (run with
+  ``-s``; HOST_PERF_REQUESTS sets the length), and the idle simulator's cycles per second.
 
 The cocotb modules are kept out of ``test_*.py`` (pytest imports this file in importlib mode;
 the simulator imports them with this folder on its path).
@@ -245,11 +246,29 @@ def test_equivalence(sim):
     print("\n".join(lines))
 
 
+def _perf_line(res):
+    return (f"{res['tlps']} TLPs, {res['cycles']:.0f} cycles in {res['wall_s']:.2f} s wall "
+            f"({res['cpu_s']:.2f} s CPU): {res['tlps_per_wall_s']:.0f} TLPs/s, "
+            f"{res['cycles_per_wall_s']:.0f} cycles/s wall ({res['tlps_per_cpu_s']:.0f} TLPs/s, "
+            f"{res['cycles_per_cpu_s']:.0f} cycles/s CPU; load {res['load_avg']:.1f})")
+
+
 def test_perf(sim):
-    """4 KiB reads at queue depth 16, DATA_WIDTH 256, direct DMA path: speed, printed."""
+    """4 KiB reads at queue depth 16, DATA_WIDTH 256, over the direct DMA path and over the
+    link: speed, printed (the reads are checked: status and data)."""
     params = {"DATA_WIDTH": 256}
-    res = _results(sim, "host_perf", params, "host_perf", {"HOST_FAST_DMA": "1"})
-    print(f"\n{sim}: {res['requests']} x 4 KiB reads at QD16, DATA_WIDTH 256, direct DMA path: "
-          f"{res['tlps']} TLPs, {res['cycles']:.0f} cycles in {res['wall_s']:.2f} s wall "
-          f"({res['cpu_s']:.2f} s CPU): {res['tlps_per_wall_s']:.0f} TLPs/s, "
-          f"{res['cycles_per_wall_s']:.0f} cycles/s (load {res['load_avg']:.1f})")
+    direct = _results(sim, "host_perf-direct", params, "host_perf", {"HOST_FAST_DMA": "1", "HOST_READ_LATENCY_NS": "1000"})
+    link = _results(sim, "host_perf-link", params, "host_perf", {"HOST_FAST_DMA": "0"}, testcase="perf_reads")
+    # the direct path without the read latency: the same simulated time as the link path, so
+    # that the two paths' cost per TLP compare directly
+    direct0 = _results(sim, "host_perf-direct0", params, "host_perf",
+                       {"HOST_FAST_DMA": "1", "HOST_READ_LATENCY_NS": "0"}, testcase="perf_reads")
+    assert direct["fast_dma"] and direct0["fast_dma"] and not link["fast_dma"]
+    assert direct["read_latency_ns"] == 1000 and direct0["read_latency_ns"] == 0
+    idle = json.loads((build_dir(sim, TOPLEVEL, params) / "runs" / "host_perf-direct.json.idle").read_text())
+    print(f"\n{sim}: {direct['requests']} x 4 KiB reads at QD16, DATA_WIDTH 256\n"
+          f"  direct DMA path, read latency 1000 ns: {_perf_line(direct)}\n"
+          f"  direct DMA path, read latency 0:       {_perf_line(direct0)}\n"
+          f"  link path (cocotbext-pcie):            {_perf_line(link)}\n"
+          f"  idle device (no TLPs, the simulator's own ceiling): {idle['cycles_per_wall_s']:.0f} cycles/s wall, "
+          f"{idle['cycles_per_cpu_s']:.0f} cycles/s CPU")
