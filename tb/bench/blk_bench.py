@@ -296,27 +296,34 @@ def analyse(trace, op, size, qd, requests, dma_tags):
 
     # outstanding device reads over the window
     events = []
-    for start, end, _ in trace.reads:
+    for start, end, kind in trace.reads:
         if end < t0 or start > t1:
             continue
-        events.append((max(start, t0), 1))
-        events.append((min(end, t1), -1))
+        data = kind == "mrd_data"
+        events.append((max(start, t0), 1, data))
+        events.append((min(end, t1), -1, data))
     events.sort(key=lambda e: (e[0], -e[1]))     # closed intervals: starts before ends
     level = 0
+    data_level = 0
     peak = 0
     area = 0.0
     busy = 0.0
+    fetch_only = 0.0
     at_tags = 0.0
     prev = t0
-    for t, step in events:
+    for t, step, data in events:
         dt = t - prev
         area += level * dt
         if level:
             busy += dt
+            if not data_level:
+                fetch_only += dt
         if dma_tags and level >= dma_tags:
             at_tags += dt
         prev = t
         level += step
+        if data:
+            data_level += step
         peak = max(peak, level)
     window_ns = t1 - t0
 
@@ -344,6 +351,7 @@ def analyse(trace, op, size, qd, requests, dma_tags):
         "avg_outstanding_reads": round(area / window_ns, 3),
         "reads_busy": round(busy / window_ns, 4),
         "read_concurrency": round(area / busy, 3) if busy else None,
+        "fetch_only_busy": round(fetch_only / window_ns, 4),
         "at_max_tags": round(at_tags / window_ns, 4) if dma_tags else None,
         "axi_read_busy": round(axi_r / cycles, 4),
         "axi_write_busy": round(axi_w / cycles, 4),
@@ -354,6 +362,7 @@ def analyse(trace, op, size, qd, requests, dma_tags):
     if qd == 1:
         lat = []
         trips = []
+        in_reads = []
         chains = []
         used = trace.used_idx
         k = 0
@@ -366,6 +375,7 @@ def analyse(trace, op, size, qd, requests, dma_tags):
             comps = _union([(s, e) for s, e, _ in trace.reads if tn <= s <= tu])
             lat.append((tu - tn) / period)
             trips.append(len(comps))
+            in_reads.append(sum(min(hi, tu) - lo for lo, hi in comps) / period)
             if len(chains) < 1:
                 chain = []
                 for lo, hi in comps:
@@ -381,8 +391,7 @@ def analyse(trace, op, size, qd, requests, dma_tags):
             rec["round_trips"] = round(sum(trips) / len(trips), 3)
             rec["latency_samples"] = len(lat)
             rec["round_trip_kinds"] = chains[0]
-            rec["read_busy_cycles_per_request"] = round(
-                sum(e - s for s, e in _union([(s, e) for s, e, _ in trace.reads])) / period / len(lat), 1)
+            rec["read_busy_cycles_per_request"] = round(sum(in_reads) / len(in_reads), 1)
     return rec
 
 
