@@ -124,41 +124,62 @@ def fit_cost(sim):
     return (a, b), f"fit of {len(rows)} earlier points"
 
 
-def estimate_point(op, size, qd, dw, latency_cycles):
-    """(TLPs, cycles) a point will take, from a rough model of the device."""
+def estimate_point(op, size, qd, dw, latency_cycles, serial_cycles):
+    """(TLPs, cycles) a point will take, from a rough model of the device: ~16 TLPs of ring,
+    descriptor, header, status, used-ring and MSI-X traffic per request plus the data TLPs;
+    per request the transfer plus ``serial_cycles`` (the device's per-request time that queue
+    depth does not hide), or the QD1 latency shared by ``qd`` requests, whichever is longer."""
     n = requests_for(size, qd)
-    data_tlps = math.ceil(size / 256) + 1
+    data_tlps = math.ceil(size / 256) + 1             # MWr of read data, or CplD of write data
     if op == "write":
-        data_tlps += math.ceil(size / 512)
-    tlps = n * (16 + 2 * data_tlps)         # data TLPs count twice: the completions of writes
+        data_tlps += math.ceil(size / 512)            # the MRd of write data
     transfer = size / (dw // 8)
-    per_req = max(transfer, (latency_cycles + transfer) / qd)
-    return tlps, n * per_req
+    per_req = max(transfer + serial_cycles, (latency_cycles + transfer) / qd)
+    return n * (16 + data_tlps), n * per_req
+
+
+def device_model():
+    """(QD1 latency without the transfer, per-request cycles at depth) of the last results of
+    this tree, or those of a device at the targets."""
+    lat, serial = 1192.0 - 128.0, 0.0
+    try:
+        records = json.loads((OUT_DIR / "results.json").read_text())
+    except (OSError, ValueError):
+        return lat, serial
+    qd1 = [r["latency_cycles"] - r["size"] / (r["data_width"] // 8) for r in records
+           if r.get("qd") == 1 and r.get("latency_cycles")]
+    deep = [r["cycles"] / r["requests"] - r["size"] / (r["data_width"] // 8) for r in records if r.get("qd", 0) >= 16]
+    if qd1:
+        lat = max(qd1)
+    if deep:
+        serial = max(0.0, min(deep))
+    return lat, serial
+
+
+def build_params(dw):
+    return {"DATA_WIDTH": dw, "CAPACITY": f"64'd{CAPACITY}"}
+
+
+def build_cost(sim, dw):
+    """Seconds to build for ``dw`` (0 when a build exists; it is rebuilt only if rtl/ changed)."""
+    return 0.0 if runner.build_dir(sim, TOPLEVEL, build_params(dw)).is_dir() else BUILD_S[sim]
 
 
 def estimate(points, sim, speed):
     (a, b), source = fit_cost(sim)
-    lat = 2000.0
-    try:
-        for r in json.loads((OUT_DIR / "results.json").read_text()):
-            if r.get("qd") == 1 and r.get("latency_cycles"):
-                lat = r["latency_cycles"] - r["size"] / (r["data_width"] // 8)
-                break
-    except (OSError, ValueError):
-        pass
+    lat, serial = device_model()
     total_tlps = total_cycles = 0.0
     for op, size, qd, dw in points:
-        t, c = estimate_point(op, size, qd, dw, lat)
+        t, c = estimate_point(op, size, qd, dw, lat, serial)
         total_tlps += t
         total_cycles += c
     wall = a * total_tlps + b * total_cycles
-    widths = sorted({p[3] for p in points})
-    wall += BUILD_S[sim] * len(widths)
+    wall += sum(build_cost(sim, dw) for dw in {p[3] for p in points})
     if speed:
         other = "icarus" if sim == "verilator" else "verilator"
         (a2, b2), _ = fit_cost(other)
-        t, c = estimate_point(*SPEED_POINT, lat)
-        wall += a2 * t + b2 * c + BUILD_S[other]
+        t, c = estimate_point(*SPEED_POINT, lat, serial)
+        wall += a2 * t + b2 * c + build_cost(other, SPEED_POINT[3])
     return wall, total_tlps, total_cycles, (a, b), source
 
 
@@ -226,7 +247,7 @@ def run_width(sim, dw, points, dma_tags, say_prefix=""):
     }
     if dma_tags is not None:
         env["BENCH_DMA_TAGS"] = str(dma_tags)
-    params = {"DATA_WIDTH": dw, "CAPACITY": f"64'd{CAPACITY}"}
+    params = build_params(dw)
     error = []
 
     def work():
