@@ -92,11 +92,16 @@ def engine_probe(dut):
     * ``last_avail(q)``: the engine's free-running index of the next available-ring entry it
       will fetch for queue q (``last_avail_reg[q]``);
     * ``used_idx(q)``: its free-running index of the next used-ring entry (``used_idx_reg[q]``);
-    * ``needs_reset``: the engine's request to set DEVICE_NEEDS_RESET (a chain it gave up on).
+    * ``needs_reset``: the engine's request to set DEVICE_NEEDS_RESET (a chain it gave up on);
+    * ``index_state(q)``: every per-queue index register a preload must set to the same value:
+      the two above, and the used index last sent / last given an interrupt decision
+      (``used_published_reg[q]``, ``used_checked_reg[q]``).
     """
     engine = dut.u_func.u_engine
     return SimpleNamespace(last_avail=lambda q: engine.last_avail_reg[q],
                            used_idx=lambda q: engine.used_idx_reg[q],
+                           index_state=lambda q: [engine.last_avail_reg[q], engine.used_idx_reg[q],
+                                                  engine.used_published_reg[q], engine.used_checked_reg[q]],
                            needs_reset=engine.needs_reset)
 
 
@@ -283,8 +288,8 @@ class BlkBench:
         value &= VRING_IDX_MASK
         q = vq.index
         rtl = self.probe_rtl
-        rtl.last_avail(q).value = value
-        rtl.used_idx(q).value = value
+        for reg in rtl.index_state(q):
+            reg.value = value
         await ClockCycles(self.dut.clk, 2)
         got = self.rtl_indices(q)
         assert got == (value, value), f"backdoor deposit did not stick: {got} != {value}"
