@@ -546,25 +546,31 @@ class DmaChecker:
 
 
 def tlp_write_runs(tlp):
-    """The contiguous (address, bytes) runs a memory write TLP really writes (byte enables)."""
+    """The contiguous (address, bytes) runs a memory write TLP really writes (byte enables).
+
+    Only the first and last dwords can have holes (their byte enables); the middle dwords are
+    all enabled, so the work is per byte at the two ends only."""
     data = bytes(tlp.get_data())
     base = tlp.address & ~3
-    enabled = []
-    for dw in range(tlp.length):
-        if dw == 0:
-            be = tlp.first_be
-        elif dw == tlp.length - 1:
-            be = tlp.last_be
-        else:
-            be = 0xF
-        for k in range(4):
-            enabled.append(bool(be >> k & 1))
+    length = tlp.length
+    if length == 1:
+        bes = ((0, tlp.first_be),)
+    else:
+        bes = ((0, tlp.first_be), (length - 1, tlp.last_be))
+    # enabled byte ranges [start, end) in payload offsets, in order, merged when adjacent
     runs = []
-    start = None
-    for i, on in enumerate(enabled + [False]):
-        if on and start is None:
-            start = i
-        elif not on and start is not None:
-            runs.append((base + start, data[start:i]))
-            start = None
-    return runs
+    for dw, be in bes:
+        if dw == length - 1 and length > 2:
+            # the full middle dwords 1 .. length-2
+            _add_range(runs, 4, 4 * (length - 1))
+        for k in range(4):
+            if be >> k & 1:
+                _add_range(runs, 4 * dw + k, 4 * dw + k + 1)
+    return [(base + start, data[start:end]) for start, end in runs]
+
+
+def _add_range(runs, start, end):
+    if runs and runs[-1][1] == start:
+        runs[-1][1] = end
+    else:
+        runs.append([start, end])

@@ -5,6 +5,27 @@
 included) lives in the RTL: every TLP the root complex routes to it is driven into
 ``rx_req`` (requests) or ``rx_cpl`` (completions for device reads), and every TLP the RTL
 sends on ``tx_cpl`` / ``tx_req`` goes upstream after the protocol checker has seen it.
+
+Device-initiated requests (``tx_req``) take the direct path of models/pcie/fast_host.py by
+default (``fast_dma``): straight into the RC's memory handlers, with the host read model
+(latency, completion splitting, interleaving, link rate) answering reads into ``rx_cpl``.
+Configuration and BAR accesses of the driver, and their completions, always use the link.
+
+Host settings (constructor argument, else environment variable, else default):
+
+| argument | environment | default | meaning |
+|---|---|---|---|
+| ``fast_dma`` | ``HOST_FAST_DMA`` | 1 | direct DMA path (0: every TLP over cocotbext-pcie's link) |
+| ``read_latency_ns`` | ``HOST_READ_LATENCY_NS`` | 1000 | MRd leaving tx_req to its first completion |
+| ``read_completion_boundary`` | ``HOST_RCB`` | 64 | RCB of the root port: 64 or 128 |
+| ``completion_size`` | ``HOST_CPL_SIZE`` | MPS | bytes per completion after the first (multiple of the RCB) |
+| ``cpl_interleave`` | ``HOST_CPL_INTERLEAVE`` | 0 | mix the completions of different tags |
+| ``link_bytes_per_ns`` | ``HOST_LINK_BYTES_PER_NS`` | unlimited | completion rate of the link ("0"/"none": unlimited) |
+| ``seed`` | ``HOST_SEED`` | 1 | seed of the interleaving choices |
+
+Latency, splitting, interleaving and link rate apply to the direct path; with
+``fast_dma=False`` the RC answers reads itself (rc.py: no added latency, largest completions;
+``read_completion_boundary`` is still programmed into the RC).
 """
 
 import logging
@@ -14,12 +35,14 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.queue import Queue
 from cocotb.triggers import ClockCycles, Event, RisingEdge, FallingEdge, with_timeout
+from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiBus, AxiRam
 from cocotbext.pcie.core import RootComplex, Device
 from cocotbext.pcie.core.caps import PciCapId
 from cocotbext.pcie.core.tlp import TlpType
 
 from .checker import TlpChecker
+from .fast_host import DEFAULT_READ_LATENCY_NS, DEFAULT_RCB, FastDma, ReadModel, env_bool, env_number
 from .tlp_stream import TlpStreamSink, TlpStreamSource, beats_to_tlp
 
 VIRTIO_PCI_VENDOR_ID = 0x1AF4
@@ -93,11 +116,16 @@ class PcieHost:
     ``device`` (the TlpPortDevice on the root port), ``pci_dev`` (cocotbext-pcie PciDevice of
     our function after ``enumerate()``), ``intx`` (IntxMonitor), ``checker`` (TlpChecker),
     the four stream models ``rx_req``, ``rx_cpl``, ``tx_cpl``, ``tx_req``, and
-    ``tx_req_log`` (every TLP the device sent on tx_req, in order: the DMA/MSI-X trace).
+    ``tx_req_log`` (every TLP the device sent on tx_req, in order: the DMA/MSI-X trace),
+    ``dma`` (the FastDma direct path; ``dma.model`` is the host read model) and
+    ``fast_dma`` (True while device requests take the direct path; may be changed at run time).
+    Settings of the direct path and the read model: see the module docstring.
     """
 
     def __init__(self, dut, clk=None, rst=None, clock_period_ns=4, start_clock=True,
-                 max_payload_size=256, max_read_request_size=512, disk_size=None):
+                 max_payload_size=256, max_read_request_size=512, disk_size=None,
+                 fast_dma=None, read_latency_ns=None, read_completion_boundary=None,
+                 completion_size=None, cpl_interleave=None, link_bytes_per_ns=None, seed=None):
         self.dut = dut
         self.clk = clk if clk is not None else dut.clk
         self.rst = rst if rst is not None else dut.rst
@@ -121,6 +149,28 @@ class PcieHost:
         self.rc.max_read_request_size = (max_read_request_size // 128).bit_length() - 1
         self.device = TlpPortDevice(self)
         self.rc.make_port().connect(self.device)
+
+        # the direct DMA path and the host read model
+        if fast_dma is None:
+            fast_dma = env_bool("HOST_FAST_DMA", True)
+        if read_latency_ns is None:
+            read_latency_ns = env_number("HOST_READ_LATENCY_NS", DEFAULT_READ_LATENCY_NS, float)
+        if read_completion_boundary is None:
+            read_completion_boundary = env_number("HOST_RCB", DEFAULT_RCB)
+        if completion_size is None:
+            completion_size = env_number("HOST_CPL_SIZE", None, int, ("", "none", "mps"))
+        if cpl_interleave is None:
+            cpl_interleave = env_bool("HOST_CPL_INTERLEAVE", False)
+        if link_bytes_per_ns is None:
+            link_bytes_per_ns = env_number("HOST_LINK_BYTES_PER_NS", None, float, ("", "none", "0"))
+        if seed is None:
+            seed = env_number("HOST_SEED", 1)
+        self.rc.read_completion_boundary = read_completion_boundary == 128
+        model = ReadModel(self._deliver_completion, self._completion_mps, read_latency_ns,
+                          read_completion_boundary, completion_size, cpl_interleave,
+                          link_bytes_per_ns, seed)
+        self.dma = FastDma(self, model)
+        self.fast_dma = bool(fast_dma)
 
         self.rx_req = TlpStreamSource(dut, "rx_req_tlp", self.clk, self.data_width)
         self.rx_cpl = TlpStreamSource(dut, "rx_cpl_tlp", self.clk, self.data_width)
@@ -176,8 +226,24 @@ class PcieHost:
     def _on_tx_req(self, hdr, payload):
         tlp = beats_to_tlp(hdr, payload)
         self.checker.check_request(tlp)
-        self.tx_req_log.append((cocotb.utils.get_sim_time("ns"), tlp))
-        self.device.from_rtl(tlp)
+        self.tx_req_log.append((get_sim_time("ns"), tlp))
+        if self.fast_dma and self.dma.accepts(tlp):
+            self.dma.submit(tlp)
+        else:
+            self.device.from_rtl(tlp)
+
+    # ---- the direct path's completions
+    def _deliver_completion(self, cpl, on_sent):
+        self.checker.host_completion(cpl)
+        self.rx_cpl.send_nowait(cpl, on_sent=on_sent)
+
+    def _completion_mps(self):
+        """Max_Payload_Size for completions to the device: the RC's and the device's."""
+        return min(128 << self.rc.max_payload_size, self.checker.max_payload_size)
+
+    @property
+    def read_model(self):
+        return self.dma.model
 
     # ---- test controls
     def set_idle_generator(self, factory=None):
@@ -237,8 +303,9 @@ class PcieHost:
         return walk(self.rc.host_bridge.bus)
 
     async def quiesce(self, cycles=16):
-        """Wait until nothing is queued towards the device, then a few more cycles."""
-        while not (self.rx_req.idle() and self.rx_cpl.idle()):
+        """Wait until nothing is queued towards the device (incl. completions the read model
+        still holds), then a few more cycles."""
+        while not (self.rx_req.idle() and self.rx_cpl.idle() and self.dma.idle()):
             await RisingEdge(self.clk)
         await ClockCycles(self.clk, cycles)
 

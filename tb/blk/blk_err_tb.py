@@ -174,14 +174,15 @@ class ErrBench:
         self._raw_next = {}  # id(vq) -> next free descriptor index from the top
 
     @classmethod
-    async def create(cls, dut, seed=1, prefill=True, transport_features=None, **blk_kwargs):
+    async def create(cls, dut, seed=1, prefill=True, transport_features=None, host_kwargs=None, **blk_kwargs):
+        """``host_kwargs``: settings of the host model (PcieHost arguments, e.g. read_latency_ns)."""
         bench = cls(dut, seed)
-        await bench.start(prefill, transport_features)
+        await bench.start(prefill, transport_features, host_kwargs)
         await bench.probe(**blk_kwargs)
         return bench
 
-    async def start(self, prefill=True, transport_features=None):
-        self.host = await attach_root_complex(self.dut)
+    async def start(self, prefill=True, transport_features=None, host_kwargs=None):
+        self.host = await attach_root_complex(self.dut, **(host_kwargs or {}))
         on_cpl = self.host.tx_cpl.callback
 
         def logged_cpl(hdr, payload):

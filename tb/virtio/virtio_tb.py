@@ -312,16 +312,17 @@ class VirtioTB:
         self.msix_windows = []       # (base, size) of host memory a test uses as MSI-X targets
 
     # ------------------------------------------------------------------ bring-up
-    async def start(self, idle=None, backpressure=None, seed=1):
+    async def start(self, idle=None, backpressure=None, seed=1, host_kwargs=None):
         """Reset, enumerate, enable memory space and bus mastering, find the capabilities.
 
         ``idle``/``backpressure`` name an ``idle_pattern`` for the host-to-device and the
-        device-to-host streams (applied once enumeration is done).
+        device-to-host streams (applied once enumeration is done). ``host_kwargs``: settings
+        of the host model (PcieHost arguments, e.g. read_latency_ns).
         """
         dut = self.dut
         dut.capacity_valid.value = 0
         dut.capacity.value = 0
-        self.host = await attach_root_complex(dut)
+        self.host = await attach_root_complex(dut, **(host_kwargs or {}))
         self.pins = PinMonitor(dut)
         self.pci = await self.host.enumerate()
         # keep bus address 0 out of use: no ring or buffer of this bench ever sits there
