@@ -11,6 +11,7 @@ SHELL := /bin/bash
 SIM ?=
 TEST ?=
 DISK ?=
+FULL ?=
 PYTEST_ARGS ?=
 
 NPROC := $(shell nproc 2>/dev/null || echo 2)
@@ -27,14 +28,14 @@ space := $(empty) $(empty)
 SIM_WORDS := $(subst $(comma),$(space),$(SIM))
 
 # Check SIM (and TEST for waves) before doing anything else.
-ifneq ($(filter test sim waves,$(MAKECMDGOALS)),)
+ifneq ($(filter test sim waves bench,$(MAKECMDGOALS)),)
   ifneq ($(firstword $(filter-out icarus verilator,$(SIM_WORDS))),)
     $(error error: unknown SIM '$(firstword $(filter-out icarus verilator,$(SIM_WORDS)))'; use SIM=icarus or SIM=verilator)
   endif
 endif
-ifneq ($(filter sim waves,$(MAKECMDGOALS)),)
+ifneq ($(filter sim waves bench,$(MAKECMDGOALS)),)
   ifneq ($(word 2,$(SIM_WORDS)),)
-    $(error error: make $(filter sim waves,$(MAKECMDGOALS)) runs one simulator; use SIM=icarus or SIM=verilator)
+    $(error error: make $(filter sim waves bench,$(MAKECMDGOALS)) runs one simulator; use SIM=icarus or SIM=verilator)
   endif
 endif
 ifneq ($(filter waves,$(MAKECMDGOALS)),)
@@ -43,7 +44,7 @@ ifneq ($(filter waves,$(MAKECMDGOALS)),)
   endif
 endif
 
-.PHONY: help setup test sim waves lint synth clean
+.PHONY: help setup test sim waves lint synth bench clean
 
 help:
 	@echo "Targets:"
@@ -54,12 +55,16 @@ help:
 	@echo "  make lint    verilator --lint-only -Wall on every module in rtl/"
 	@echo "  make synth   Yosys synth_xilinx (xc7) of virtio_blk_pci at DATA_WIDTH 64 and 256: size per module;"
 	@echo "               writes sim-build/synth/report.md, results.json; installs yosys if missing (or YOSYS=<exe>)"
+	@echo "  make bench   virtio-blk performance bench (quick subset: 4 KiB QD16, 512 B QD32, 4 KiB QD1, reads and"
+	@echo "               writes at DATA_WIDTH 256; FULL=1: 512 B..64 KiB x QD 1..64 x DATA_WIDTH 64/128/256) on SIM"
+	@echo "               (default verilator); writes sim-build/bench/report.md, results.json and PNG plots"
 	@echo "  make setup   install what is missing (.venv, Icarus, Verilator); nothing else"
 	@echo "  make clean   remove sim-build/"
 	@echo "Variables:"
 	@echo "  SIM=icarus|verilator|\"icarus verilator\"   simulator(s)"
 	@echo "  TEST=<name>         cocotb test for make waves"
 	@echo "  DISK=<file>         disk image for make sim"
+	@echo "  FULL=1              make bench: the full sweep (prints its estimated run time first)"
 	@echo "  PYTEST_ARGS=\"...\"   extra pytest arguments for make test (e.g. -k regs, -n 0, -x)"
 
 setup:
@@ -86,6 +91,9 @@ lint: setup
 	done; \
 	if [ -n "$$bad" ]; then echo "lint: warnings or errors in:$$bad" >&2; exit 1; fi; \
 	echo "lint: $$n modules clean"
+
+bench: setup
+	@$(ENV) SIM="$(or $(SIM_WORDS),verilator)" $(if $(FULL),FULL="$(FULL)") $(VENV_PY) scripts/bench.py
 
 synth:
 	@command -v python3 >/dev/null 2>&1 || { echo "error: python3 not found; run: sudo apt-get install python3" >&2; exit 1; }
