@@ -532,15 +532,19 @@ class TraceChecker:
       publishes it (SPL-09, SPL-10, independently of the DMA checker);
     * the used ring is written only at idx, the elements (8 bytes at once) and avail_event at
       exactly used + 4 + 8 x qsz (SPL-22); flags are never written (SPL-19, SPL-20);
-    * every MSI-X message of the queue's vector follows a used idx write that published new
-      entries since the previous message (no interrupt before the buffer is visible);
+    * interrupt decisions: the device decides on an interrupt after reading used_event (with
+      EVENT_IDX) or the available ring's flags, for everything it had published before that
+      read; the n-th MSI-X message of the queue's vector since ``start`` follows at least n
+      such reads, and the first of those reads follows a used idx write (no interrupt before a
+      buffer is visible, none without a decision). A decision may cover several used idx
+      writes, and its message may come after the next decision's read, so messages are not
+      tied to single writes here; ``interrupt_problems`` checks them against a used_event;
     * every read of the available ring covers only entries the driver had published (the avail
       idx at that time) and the device had not yet used (SPL-23);
-    * ``steps``: for each used idx write, ``(old, new, msi)``: the idx it moved from and to,
-      and whether an MSI-X message of the queue followed it before the next used idx write
-      (``msi_after_idx``: the ``msi`` column alone). Tests compare them with
-      ``expected_interrupts()`` so that they hold whether the device publishes one used
-      element per idx write or several.
+    * ``steps``: for each used idx write, ``(k, old, new)``: its position in ``tx_req_log``
+      and the idx it moved from and to; ``decisions``: for each used_event / avail flags read,
+      ``(k, used)``: its position and the used idx the driver could see when it went out;
+      ``msi_at``: the position of each MSI-X message of the queue's vector.
     """
 
     def __init__(self, bench, vq, start=None):
@@ -636,8 +640,9 @@ class TraceChecker:
         problems = []
         counts = dict(idx_writes=0, msis=0, elems=0, data_writes=0, avail_event_writes=0, ring_reads=0,
                       used_event_reads=0, avail_flags_reads=0)
-        newly_published = False
-        steps = []  # [old, new, msi followed]
+        steps = []  # (k, old, new) per used idx write
+        decisions = []  # (k, used idx written before it) per used_event / avail flags read
+        msi_at = []
         events = self.events()
         for k, t, kind, info in events:
             if kind == "data":
@@ -672,18 +677,18 @@ class TraceChecker:
                         problems.append(f"{owner!r}: no data write seen before its used element #{ek}")
                     if dk is not None and dk > ek:
                         problems.append(f"{owner!r}: data write #{dk} after its used element #{ek}")
-                steps.append([used_written, info, False])
+                steps.append((k, used_written, info))
                 used_written = info
-                newly_published = newly_published or count > 0
             elif kind == "msi":
                 if self.vector_data is not None and info == self.vector_data:
                     counts["msis"] += 1
-                    if not newly_published:
-                        problems.append(f"#{k}: MSI-X at {t} ns without a used idx write publishing new entries "
-                                        "since the previous one")
-                    newly_published = False
-                    if steps:
-                        steps[-1][2] = True
+                    msi_at.append(k)
+                    if len(decisions) < len(msi_at):
+                        problems.append(f"#{k}: MSI-X number {len(msi_at)} at {t} ns after only {len(decisions)} "
+                                        "used_event / avail flags reads (an interrupt without a decision)")
+                    elif not steps or steps[0][0] > decisions[0][0]:
+                        problems.append(f"#{k}: MSI-X at {t} ns, but no used idx write came before the first "
+                                        "interrupt decision read")
             elif kind == "avail_event":
                 counts["avail_event_writes"] += 1
                 if not vq.event:
@@ -697,8 +702,12 @@ class TraceChecker:
                 problems.append(f"#{k}: avail ring read at offset {info[0]}, {info[1]} bytes")
             elif kind == "used_event_read":
                 counts["used_event_reads"] += 1
+                if vq.event:
+                    decisions.append((k, used_written))
             elif kind == "avail_flags_read":
                 counts["avail_flags_reads"] += 1
+                if not vq.event:
+                    decisions.append((k, used_written))
             elif kind == "avail_ring_read":
                 counts["ring_reads"] += 1
                 slot0, nslots = info
@@ -709,14 +718,32 @@ class TraceChecker:
                     if s not in legal:
                         problems.append(f"#{k}: avail ring slot {s} read at {t} ns; published avail idx {published}, "
                                         f"used idx {used_written}: not a published, unused entry (SPL-23)")
-        steps = [tuple(step) for step in steps]
-        return dict(problems=problems, steps=steps, msi_after_idx=[msi for _, _, msi in steps], **counts)
+        return dict(problems=problems, steps=steps, decisions=decisions, msi_at=msi_at, **counts)
 
 
-def expected_interrupts(steps, used_event):
-    """With EVENT_IDX and ``used_event`` constant: for each used idx write (old, new, _) of
-    ``steps``, whether vring_need_event(used_event, new, old) asks for an interrupt (SPL-16)."""
-    return [vring_need_event(used_event, new, old) for old, new, _ in steps]
+def interrupt_problems(result, used_event):
+    """With EVENT_IDX and ``used_event`` constant over a trace (SPL-16, SPL-17): the used idx
+    writes of ``result`` (from ``TraceChecker.check``) cross used_event at most once here; if
+    one does (vring_need_event(used_event, new, old)), exactly one MSI-X message of the queue
+    comes, after that write and after an interrupt decision read that follows it; if none
+    does, no message comes. However the device groups writes into decisions, the decision that
+    covers the crossing write is the one, and the only one, that must interrupt. Returns a list
+    of problems (empty when all is well)."""
+    cross = [k for k, old, new in result["steps"] if vring_need_event(used_event, new, old)]
+    msi_at = result["msi_at"]
+    if len(cross) > 1:
+        return [f"the used idx writes cross used_event {used_event} {len(cross)} times; the test expects one"]
+    if not cross:
+        return [] if not msi_at else [f"{len(msi_at)} MSI-X messages, but no used idx write passed used_event "
+                                      f"{used_event}: steps {result['steps']}"]
+    if len(msi_at) != 1:
+        return [f"{len(msi_at)} MSI-X messages for one crossing of used_event {used_event}: steps "
+                f"{result['steps']}, decisions {result['decisions']}, messages at {msi_at}"]
+    after = [k for k, _ in result["decisions"] if cross[0] < k < msi_at[0]]
+    if not after:
+        return [f"MSI-X #{msi_at[0]} without an interrupt decision read between it and the used idx write "
+                f"#{cross[0]} that passed used_event {used_event}"]
+    return []
 
 
 def assert_trace(bench, trace, reqs=None, **expect):
@@ -733,7 +760,8 @@ def assert_trace(bench, trace, reqs=None, **expect):
     if trace.vector_data is not None:
         taken = trace.vq.interrupt_count - trace.start_irqs
         assert result["msis"] == taken, f"{result['msis']} MSI-X messages on the trace, the driver took {taken}"
-    bench.log.info("trace: %s", {k: v for k, v in result.items() if k not in ("problems", "msi_after_idx", "steps")})
+    bench.log.info("trace: %s", {k: v for k, v in result.items()
+                                 if k not in ("problems", "steps", "decisions", "msi_at")})
     return result
 
 
