@@ -205,20 +205,25 @@ wire [DEST_WIDTH-1:0] rd_rsp_tdest;
 wire        rd_idle, rd_error;
 wire [63:0] wr_req_addr;
 wire [12:0] wr_req_len;
-wire        wr_req_imm;
-wire [63:0] wr_req_imm_data;
 wire        wr_req_valid, wr_req_ready;
 wire        wr_done, wr_idle, wr_flush;
+wire [63:0] iwr_req_addr;
+wire [3:0]  iwr_req_len;
+wire [63:0] iwr_req_data;
+wire        iwr_req_valid, iwr_req_ready;
+wire        iwr_done, iwr_idle;
 
 // ---- TLP sources merged into tx_req
-wire [DATA_WIDTH-1:0] tx_rd_tlp_data, tx_wr_tlp_data, tx_msg_tlp_data;
-wire [STRB_WIDTH-1:0] tx_rd_tlp_strb, tx_wr_tlp_strb, tx_msg_tlp_strb;
-wire [127:0] tx_rd_tlp_hdr, tx_wr_tlp_hdr, tx_msg_tlp_hdr;
+wire [DATA_WIDTH-1:0] tx_rd_tlp_data, tx_wr_tlp_data, tx_imm_tlp_data, tx_msg_tlp_data;
+wire [STRB_WIDTH-1:0] tx_rd_tlp_strb, tx_wr_tlp_strb, tx_imm_tlp_strb, tx_msg_tlp_strb;
+wire [127:0] tx_rd_tlp_hdr, tx_wr_tlp_hdr, tx_imm_tlp_hdr, tx_msg_tlp_hdr;
 wire tx_rd_tlp_valid, tx_rd_tlp_sop, tx_rd_tlp_eop, tx_rd_tlp_ready;
 wire tx_wr_tlp_valid, tx_wr_tlp_sop, tx_wr_tlp_eop, tx_wr_tlp_ready;
+wire tx_imm_tlp_valid, tx_imm_tlp_sop, tx_imm_tlp_eop, tx_imm_tlp_ready;
 wire tx_msg_tlp_valid, tx_msg_tlp_sop, tx_msg_tlp_eop, tx_msg_tlp_ready;
 wire [15:0] requester_id = {bus_num, device_num, 3'b000};
-assign tx_req_drained = !tx_req_tlp_valid && !tx_rd_tlp_valid && !tx_wr_tlp_valid && !tx_msg_tlp_valid;
+assign tx_req_drained = !tx_req_tlp_valid && !tx_rd_tlp_valid && !tx_wr_tlp_valid && !tx_imm_tlp_valid &&
+                        !tx_msg_tlp_valid;
 
 always @* begin
     bar_reg_rdata = 32'd0;
@@ -437,13 +442,18 @@ u_engine (
     .rd_error(rd_error),
     .m_wr_req_addr(wr_req_addr),
     .m_wr_req_len(wr_req_len),
-    .m_wr_req_imm(wr_req_imm),
-    .m_wr_req_imm_data(wr_req_imm_data),
     .m_wr_req_valid(wr_req_valid),
     .m_wr_req_ready(wr_req_ready),
     .wr_done(wr_done),
     .wr_idle(wr_idle),
     .wr_flush(wr_flush),
+    .m_iwr_req_addr(iwr_req_addr),
+    .m_iwr_req_len(iwr_req_len),
+    .m_iwr_req_data(iwr_req_data),
+    .m_iwr_req_valid(iwr_req_valid),
+    .m_iwr_req_ready(iwr_req_ready),
+    .iwr_done(iwr_done),
+    .iwr_idle(iwr_idle),
     .m_be_req_valid(m_be_req_valid),
     .m_be_req_ready(m_be_req_ready),
     .m_be_req_out_len(m_be_req_out_len),
@@ -514,8 +524,8 @@ u_dma_wr (
     .rst(rst),
     .s_wr_req_addr(wr_req_addr),
     .s_wr_req_len(wr_req_len),
-    .s_wr_req_imm(wr_req_imm),
-    .s_wr_req_imm_data(wr_req_imm_data),
+    .s_wr_req_imm(1'b0),                // the used ring goes through virtio_imm_wr
+    .s_wr_req_imm_data(64'd0),
     .s_wr_req_valid(wr_req_valid),
     .s_wr_req_ready(wr_req_ready),
     .s_wr_data_tdata(s_be_in_tdata),
@@ -536,6 +546,31 @@ u_dma_wr (
     .flush(wr_flush),
     .wr_done(wr_done),
     .idle(wr_idle)
+);
+
+// used-ring writes of the ring engine: their own TLP source
+virtio_imm_wr #(
+    .DATA_WIDTH(DATA_WIDTH)
+)
+u_imm_wr (
+    .clk(clk),
+    .rst(rst),
+    .s_req_addr(iwr_req_addr),
+    .s_req_len(iwr_req_len),
+    .s_req_data(iwr_req_data),
+    .s_req_valid(iwr_req_valid),
+    .s_req_ready(iwr_req_ready),
+    .done(iwr_done),
+    .idle(iwr_idle),
+    .tx_imm_tlp_data(tx_imm_tlp_data),
+    .tx_imm_tlp_strb(tx_imm_tlp_strb),
+    .tx_imm_tlp_hdr(tx_imm_tlp_hdr),
+    .tx_imm_tlp_valid(tx_imm_tlp_valid),
+    .tx_imm_tlp_sop(tx_imm_tlp_sop),
+    .tx_imm_tlp_eop(tx_imm_tlp_eop),
+    .tx_imm_tlp_ready(tx_imm_tlp_ready),
+    .requester_id(requester_id),
+    .bus_master_enable(cmd_bus_master)
 );
 
 virtio_tx_arb #(
@@ -559,6 +594,13 @@ u_tx_arb (
     .tx_wr_tlp_sop(tx_wr_tlp_sop),
     .tx_wr_tlp_eop(tx_wr_tlp_eop),
     .tx_wr_tlp_ready(tx_wr_tlp_ready),
+    .tx_imm_tlp_data(tx_imm_tlp_data),
+    .tx_imm_tlp_strb(tx_imm_tlp_strb),
+    .tx_imm_tlp_hdr(tx_imm_tlp_hdr),
+    .tx_imm_tlp_valid(tx_imm_tlp_valid),
+    .tx_imm_tlp_sop(tx_imm_tlp_sop),
+    .tx_imm_tlp_eop(tx_imm_tlp_eop),
+    .tx_imm_tlp_ready(tx_imm_tlp_ready),
     .tx_msg_tlp_data(tx_msg_tlp_data),
     .tx_msg_tlp_strb(tx_msg_tlp_strb),
     .tx_msg_tlp_hdr(tx_msg_tlp_hdr),

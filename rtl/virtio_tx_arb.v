@@ -5,8 +5,9 @@
 `default_nettype none
 
 /*
- * Merges the device's three request sources (DMA reads, DMA writes, MSI-X
- * messages) into the one tx_req TLP stream. Whole TLPs only: once a source
+ * Merges the device's four request sources (DMA reads, DMA writes, the ring
+ * engine's immediate used-ring writes, MSI-X messages) into the one tx_req
+ * TLP stream. Whole TLPs only: once a source
  * wins, its beats pass until its eop, then the next TLP is chosen round-robin
  * starting after the last winner. A TLP's first beat goes through in the
  * cycle it is chosen, so back-to-back TLPs leave a beat per cycle. Each
@@ -46,6 +47,17 @@ module virtio_tx_arb #
     output wire                   tx_wr_tlp_ready,
 
     /*
+     * Immediate writes: used ring elements, index, avail_event (MWr)
+     */
+    input  wire [DATA_WIDTH-1:0]  tx_imm_tlp_data,
+    input  wire [STRB_WIDTH-1:0]  tx_imm_tlp_strb,
+    input  wire [127:0]           tx_imm_tlp_hdr,
+    input  wire                   tx_imm_tlp_valid,
+    input  wire                   tx_imm_tlp_sop,
+    input  wire                   tx_imm_tlp_eop,
+    output wire                   tx_imm_tlp_ready,
+
+    /*
      * MSI-X messages (MWr)
      */
     input  wire [DATA_WIDTH-1:0]  tx_msg_tlp_data,
@@ -83,22 +95,27 @@ end
 localparam [1:0]
     SRC_RD  = 2'd0,
     SRC_WR  = 2'd1,
-    SRC_MSG = 2'd2;
+    SRC_MSG = 2'd2,
+    SRC_IMM = 2'd3;
 
 reg [1:0] grant_reg;    // source of the TLP in progress
 reg       locked_reg;   // a TLP is in progress: only grant_reg may send
 reg [1:0] last_reg;     // winner of the last arbitration
 
-wire [2:0] req_valid = {tx_msg_tlp_valid, tx_wr_tlp_valid, tx_rd_tlp_valid};
+wire [3:0] req_valid = {tx_imm_tlp_valid, tx_msg_tlp_valid, tx_wr_tlp_valid, tx_rd_tlp_valid};
 
-// round-robin choice: the first valid source after the last winner
+// round-robin choice: the first valid source after the last winner (the last winner itself
+// when no other is valid)
 reg [1:0] choice;
+reg [1:0] cand;
+integer k;
 always @* begin
-    case (last_reg)
-        SRC_RD:  choice = req_valid[SRC_WR] ? SRC_WR : req_valid[SRC_MSG] ? SRC_MSG : SRC_RD;
-        SRC_WR:  choice = req_valid[SRC_MSG] ? SRC_MSG : req_valid[SRC_RD] ? SRC_RD : SRC_WR;
-        default: choice = req_valid[SRC_RD] ? SRC_RD : req_valid[SRC_WR] ? SRC_WR : SRC_MSG;
-    endcase
+    choice = last_reg;
+    for (k = 3; k >= 0; k = k - 1) begin
+        cand = last_reg + 2'd1 + k[1:0];
+        if (req_valid[cand])
+            choice = cand;
+    end
 end
 
 wire [1:0] sel = locked_reg ? grant_reg : choice;
@@ -127,6 +144,14 @@ always @* begin
             sel_valid = tx_wr_tlp_valid;
             sel_sop = tx_wr_tlp_sop;
             sel_eop = tx_wr_tlp_eop;
+        end
+        SRC_IMM: begin
+            sel_data = tx_imm_tlp_data;
+            sel_strb = tx_imm_tlp_strb;
+            sel_hdr = tx_imm_tlp_hdr;
+            sel_valid = tx_imm_tlp_valid;
+            sel_sop = tx_imm_tlp_sop;
+            sel_eop = tx_imm_tlp_eop;
         end
         default: begin
             sel_data = tx_msg_tlp_data;
@@ -160,6 +185,7 @@ wire take = sel_valid && out_free;
 assign tx_rd_tlp_ready = out_free && sel == SRC_RD;
 assign tx_wr_tlp_ready = out_free && sel == SRC_WR;
 assign tx_msg_tlp_ready = out_free && sel == SRC_MSG;
+assign tx_imm_tlp_ready = out_free && sel == SRC_IMM;
 
 always @(posedge clk) begin
     if (out_valid_reg && tx_req_tlp_ready)
@@ -182,7 +208,7 @@ always @(posedge clk) begin
         out_valid_reg <= 1'b0;
         locked_reg <= 1'b0;
         grant_reg <= SRC_RD;
-        last_reg <= SRC_MSG;
+        last_reg <= SRC_IMM;
     end
 end
 

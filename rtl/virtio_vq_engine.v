@@ -129,17 +129,29 @@ module virtio_vq_engine #
     /* verilator lint_on UNUSEDSIGNAL */
 
     /*
-     * DMA write requests
+     * DMA write requests for the buffers' writable bytes (the data stream
+     * comes from the back end)
      */
     output wire [63:0]                   m_wr_req_addr,
     output wire [12:0]                   m_wr_req_len,
-    output wire                          m_wr_req_imm,
-    output wire [63:0]                   m_wr_req_imm_data,
     output wire                          m_wr_req_valid,
     input  wire                          m_wr_req_ready,
     input  wire                          wr_done,
     input  wire                          wr_idle,
     output wire                          wr_flush,
+
+    /*
+     * Immediate writes of the used ring (elements, index, avail_event): a
+     * path of their own, so that they never wait behind data writes that
+     * wait for the back end's bytes
+     */
+    output wire [63:0]                   m_iwr_req_addr,
+    output wire [3:0]                    m_iwr_req_len,
+    output wire [63:0]                   m_iwr_req_data,
+    output wire                          m_iwr_req_valid,
+    input  wire                          m_iwr_req_ready,
+    input  wire                          iwr_done,
+    input  wire                          iwr_idle,
 
     /*
      * Back end: request, and the readable bytes (the write side goes from the
@@ -196,7 +208,7 @@ localparam [DEST_WIDTH-1:0] DEST_EVENT = 2;   // used_event / avail flags
 localparam [1:0] EXP_IDX = 2'd0, EXP_RING = 2'd1, EXP_DESC = 2'd2;
 
 // who a write belongs to
-localparam [1:0] OWN_DATA = 2'd0, OWN_ELEM = 2'd1, OWN_IDX = 2'd2, OWN_FETCH = 2'd3;
+localparam [1:0] OWN_ELEM = 2'd1, OWN_IDX = 2'd2, OWN_FETCH = 2'd3;
 
 // descriptor flags (virtio_ring.h)
 localparam VRING_DESC_F_NEXT = 0;
@@ -318,10 +330,13 @@ assign m_rd_req_last = rd_sel_last;
 wire rd_fire = m_rd_req_valid && m_rd_req_ready;
 wire rd_fire_fetch = rd_fire && rd_sel <= SRC_R;
 
-// ---------------------------------------------------------------- write port arbiter
-// priority: completer (used ring), write issuer (data), ring stage (avail_event)
-localparam [1:0] WSRC_C = 2'd0, WSRC_D = 2'd1, WSRC_R = 2'd2, WSRC_NONE = 2'd3;
-reg         c_wq_valid;  reg [63:0] c_wq_addr;  reg [12:0] c_wq_len;  reg [63:0] c_wq_data;  reg c_wq_idx;
+// ---------------------------------------------------------------- write ports
+// data port: the write issuer alone. Immediate port: completer (used ring) before ring stage
+// (avail_event). A used element goes out on the immediate port only after its chain's data
+// writes have left the data port (the completer waits for their wr_done), and both ports
+// feed one ordered tx_req stream, so the element still follows its chain's data.
+localparam [1:0] WSRC_C = 2'd0, WSRC_R = 2'd2, WSRC_NONE = 2'd3;
+reg         c_wq_valid;  reg [63:0] c_wq_addr;  reg [3:0] c_wq_len;  reg [63:0] c_wq_data;  reg c_wq_idx;
 reg         d_wq_valid;  reg [63:0] d_wq_addr;  reg [12:0] d_wq_len;
 reg         r_wq_valid;  reg [63:0] r_wq_addr;  reg [15:0] r_wq_data;
 
@@ -332,39 +347,39 @@ wire [1:0] done_owner = owner_mem[owner_rd_ptr_reg[OWNER_PTR_WIDTH-1:0]];
 
 reg wr_lock_reg;
 reg [1:0] wr_lock_src_reg;
-wire [1:0] wr_pick = c_wq_valid ? WSRC_C : d_wq_valid ? WSRC_D : r_wq_valid ? WSRC_R : WSRC_NONE;
+wire [1:0] wr_pick = c_wq_valid ? WSRC_C : r_wq_valid ? WSRC_R : WSRC_NONE;
 wire [1:0] wr_sel = wr_lock_reg ? wr_lock_src_reg : wr_pick;
 reg        wr_sel_valid;
 reg [63:0] wr_sel_addr;
-reg [12:0] wr_sel_len;
-reg        wr_sel_imm;
+reg [3:0]  wr_sel_len;
 reg [63:0] wr_sel_data;
 always @* begin
     wr_sel_valid = 1'b0;
-    wr_sel_addr = d_wq_addr;
-    wr_sel_len = d_wq_len;
-    wr_sel_imm = 1'b0;
+    wr_sel_addr = c_wq_addr;
+    wr_sel_len = c_wq_len;
     wr_sel_data = c_wq_data;
     case (wr_sel)
-        WSRC_C: begin wr_sel_valid = c_wq_valid; wr_sel_addr = c_wq_addr; wr_sel_len = c_wq_len; wr_sel_imm = 1'b1; end
-        WSRC_D: begin wr_sel_valid = d_wq_valid; end
-        WSRC_R: begin wr_sel_valid = r_wq_valid; wr_sel_addr = r_wq_addr; wr_sel_len = 13'd2; wr_sel_imm = 1'b1;
+        WSRC_C: wr_sel_valid = c_wq_valid;
+        WSRC_R: begin wr_sel_valid = r_wq_valid; wr_sel_addr = r_wq_addr; wr_sel_len = 4'd2;
                       wr_sel_data = {48'd0, r_wq_data}; end
         default: ;
     endcase
 end
-assign m_wr_req_valid = wr_sel_valid && !aborting && !owner_full;
-assign m_wr_req_addr = wr_sel_addr;
-assign m_wr_req_len = wr_sel_len;
-assign m_wr_req_imm = wr_sel_imm;
-assign m_wr_req_imm_data = wr_sel_data;
-wire wr_fire = m_wr_req_valid && m_wr_req_ready;
-wire [1:0] wr_fire_owner = wr_sel == WSRC_D ? OWN_DATA : wr_sel == WSRC_R ? OWN_FETCH :
-                           c_wq_idx ? OWN_IDX : OWN_ELEM;
+assign m_iwr_req_valid = wr_sel_valid && !aborting && !owner_full;
+assign m_iwr_req_addr = wr_sel_addr;
+assign m_iwr_req_len = wr_sel_len;
+assign m_iwr_req_data = wr_sel_data;
+wire wr_fire = m_iwr_req_valid && m_iwr_req_ready;
+wire [1:0] wr_fire_owner = wr_sel == WSRC_R ? OWN_FETCH : c_wq_idx ? OWN_IDX : OWN_ELEM;
 
-wire fetch_wr_done = wr_done && done_owner == OWN_FETCH;
-wire data_wr_done = wr_done && done_owner == OWN_DATA;
-wire idx_wr_done = wr_done && done_owner == OWN_IDX;
+assign m_wr_req_valid = d_wq_valid && !aborting;
+assign m_wr_req_addr = d_wq_addr;
+assign m_wr_req_len = d_wq_len;
+wire d_wr_fire = m_wr_req_valid && m_wr_req_ready;
+
+wire fetch_wr_done = iwr_done && done_owner == OWN_FETCH;
+wire data_wr_done = wr_done;
+wire idx_wr_done = iwr_done && done_owner == OWN_IDX;
 
 assign wr_flush = aborting;
 assign be_abort = aborting;
@@ -666,7 +681,7 @@ assign quiesced = r_state_reg == R_IDLE && !r_rq_valid && !r_wq_valid &&
                   wi_state_reg == WI_IDLE && !d_wq_valid &&
                   c_state_reg == C_IDLE && !c_wq_valid &&
                   i_state_reg == I_IDLE && !i_rq_valid &&
-                  (dfifo_empty || aborting) && rd_idle && wr_idle && be_idle;
+                  (dfifo_empty || aborting) && rd_idle && wr_idle && iwr_idle && be_idle;
 
 // ================================================================= fetch response side (combinational)
 // the ring stage unloads a ring beat one entry per cycle: stall while busy; a head read whose
@@ -713,7 +728,7 @@ always @(posedge clk) begin
     rd_lock_reg <= m_rd_req_valid && !m_rd_req_ready;
     if (!rd_lock_reg)
         rd_lock_src_reg <= rd_pick;
-    wr_lock_reg <= m_wr_req_valid && !m_wr_req_ready;
+    wr_lock_reg <= m_iwr_req_valid && !m_iwr_req_ready;
     if (!wr_lock_reg)
         wr_lock_src_reg <= wr_pick;
 
@@ -740,7 +755,6 @@ always @(posedge clk) begin
         owner_wr_ptr_reg <= owner_wr_ptr_reg + 1'b1;
         case (wr_sel)
             WSRC_C: c_wq_valid <= 1'b0;
-            WSRC_D: d_wq_valid <= 1'b0;
             WSRC_R: r_wq_valid <= 1'b0;
             default: ;
         endcase
@@ -750,7 +764,9 @@ always @(posedge clk) begin
             uidx_wr_ptr_reg <= uidx_wr_ptr_reg + 1'b1;
         end
     end
-    if (wr_done)
+    if (d_wr_fire)
+        d_wq_valid <= 1'b0;
+    if (iwr_done)
         owner_rd_ptr_reg <= owner_rd_ptr_reg + 1'b1;
     if (data_wr_done)
         wr_done_cnt_reg <= wr_done_cnt_reg + 16'd1;
@@ -1222,7 +1238,7 @@ always @(posedge clk) begin
                 c_wq_valid <= 1'b1;
                 c_wq_idx <= 1'b0;
                 c_wq_addr <= q_b_device + 64'd4 + {45'd0, c_used_idx & c_qmask, 3'b000};
-                c_wq_len <= 13'd8;
+                c_wq_len <= 4'd8;
                 c_wq_data <= {chain_in_mem[c_slot], 16'd0, chain_head_mem[c_slot]};
                 used_idx_reg[c_queue_reg] <= c_used_idx + 16'd1;
                 event_addr_reg[c_queue_reg] <= event_idx ? q_b_driver + 64'd4 + {47'd0, q_b_size, 1'b0} : q_b_driver;
@@ -1239,7 +1255,7 @@ always @(posedge clk) begin
                 c_wq_valid <= 1'b1;
                 c_wq_idx <= 1'b1;
                 c_wq_addr <= q_b_device + 64'd2;
-                c_wq_len <= 13'd2;
+                c_wq_len <= 4'd2;
                 c_wq_data <= {48'd0, c_used_idx};
                 c_state_reg <= C_IDLE;
             end

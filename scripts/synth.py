@@ -61,6 +61,7 @@ INSTANCES = [
     ("u_func.u_engine", "virtio_vq_engine"),
     ("u_func.u_dma_rd", "virtio_dma_rd"),
     ("u_func.u_dma_wr", "virtio_dma_wr"),
+    ("u_func.u_imm_wr", "virtio_imm_wr"),
     ("u_func.u_tx_arb", "virtio_tx_arb"),
     ("u_blk_cfg", "virtio_blk_cfg"),
     ("u_backend", "virtio_blk_backend"),
