@@ -33,8 +33,9 @@
  *   used element; the used index once for every run of completed chains.
  * Interrupts: after a used-index write has been sent, the interrupt machine
  *   reads used_event (EVENT_IDX) or the available ring's flags and decides with
- *   vring_need_event(used_event, new, old) over everything published since its
- *   last decision, then requests the queue's interrupt.
+ *   vring_need_event(used_event, new, old) over everything published since the
+ *   previous decision read, then requests the queue's interrupt; up to four
+ *   decision reads are in flight.
  * DMA read responses come back in request order (virtio_dma_rd), so the
  * fetch stages keep a FIFO of what each of their reads was.
  *
@@ -51,7 +52,7 @@
  * Index state (a test back door may preload it while the queue is idle):
  * last_avail_reg[q] (next available slot the walker takes), used_idx_reg[q]
  * (next used slot), used_published_reg[q] / used_checked_reg[q] (used index
- * last sent / last given an interrupt decision).
+ * last sent / covered by the interrupt decision reads issued).
  */
 module virtio_vq_engine #
 (
@@ -256,7 +257,7 @@ reg [15:0] last_avail_reg [0:NUM_QUEUES-1];     // next available slot the walke
 reg [15:0] inflight_reg [0:NUM_QUEUES-1];       // slots read from the ring and not yet walked
 reg [15:0] used_idx_reg [0:NUM_QUEUES-1];       // next used slot (free running)
 reg [15:0] used_published_reg [0:NUM_QUEUES-1]; // used index last sent to the host
-reg [15:0] used_checked_reg [0:NUM_QUEUES-1];   // used index of the last interrupt decision
+reg [15:0] used_checked_reg [0:NUM_QUEUES-1];   // used index covered by the decisions issued
 reg [63:0] event_addr_reg [0:NUM_QUEUES-1];     // used_event or avail->flags
 reg [63:0] qdesc_reg [0:NUM_QUEUES-1];          // descriptor table (latched by the ring stage)
 reg [15:0] qsize_reg [0:NUM_QUEUES-1];
@@ -642,10 +643,20 @@ wire c_ready = !chain_empty && done_ptr_reg != be_ptr_reg &&
                chain_wr_issued[c_slot] && !c_wr_diff[15];
 
 // ================================================================= interrupt machine
-localparam [1:0] I_IDLE = 2'd0, I_WAIT = 2'd2;
-reg [1:0] i_state_reg;
-reg [QUEUE_INDEX_WIDTH-1:0] i_queue_reg;
-reg [15:0] i_new_reg;
+// A decision read (used_event, or avail->flags without EVENT_IDX) goes out as soon as a used
+// index write has been sent and covers (used_checked_reg, used_published_reg] at that moment;
+// up to I_DEPTH decisions are in flight, answered in order (DEST_EVENT keeps request order).
+localparam I_DEPTH = 4;
+localparam I_PTR_WIDTH = 2;
+reg [QUEUE_INDEX_WIDTH-1:0] i_q_mem [0:I_DEPTH-1];
+reg [15:0]                  i_old_mem [0:I_DEPTH-1];
+reg [15:0]                  i_new_mem [0:I_DEPTH-1];
+reg [I_PTR_WIDTH:0] i_wr_ptr_reg, i_rd_ptr_reg;
+wire i_empty = i_wr_ptr_reg == i_rd_ptr_reg;
+wire i_full = i_wr_ptr_reg == {~i_rd_ptr_reg[I_PTR_WIDTH], i_rd_ptr_reg[I_PTR_WIDTH-1:0]};
+wire [QUEUE_INDEX_WIDTH-1:0] i_queue = i_q_mem[i_rd_ptr_reg[I_PTR_WIDTH-1:0]];
+wire [15:0] i_old = i_old_mem[i_rd_ptr_reg[I_PTR_WIDTH-1:0]];
+wire [15:0] i_new = i_new_mem[i_rd_ptr_reg[I_PTR_WIDTH-1:0]];
 reg [QUEUE_INDEX_WIDTH-1:0] i_pick;
 reg i_pick_valid;
 integer iq;
@@ -661,8 +672,8 @@ always @* begin
 end
 // vring_need_event(used_event, new, old)
 wire [15:0] i_event_value = s_rd_rsp_tdata[15:0];
-wire [15:0] i_need_a = i_new_reg - i_event_value - 16'd1;
-wire [15:0] i_need_b = i_new_reg - used_checked_reg[i_queue_reg];
+wire [15:0] i_need_a = i_new - i_event_value - 16'd1;
+wire [15:0] i_need_b = i_new - i_old;
 wire i_need_irq = event_idx ? (i_need_a < i_need_b) : !i_event_value[VRING_AVAIL_F_NO_INTERRUPT];
 
 // ================================================================= faults found while walking
@@ -680,7 +691,7 @@ assign quiesced = r_state_reg == R_IDLE && !r_rq_valid && !r_wq_valid &&
                   ri_state_reg == RI_IDLE && !d_rq_valid &&
                   wi_state_reg == WI_IDLE && !d_wq_valid &&
                   c_state_reg == C_IDLE && !c_wq_valid &&
-                  i_state_reg == I_IDLE && !i_rq_valid &&
+                  (i_empty || aborting) && !i_rq_valid &&
                   (dfifo_empty || aborting) && rd_idle && wr_idle && iwr_idle && be_idle;
 
 // ================================================================= fetch response side (combinational)
@@ -1264,28 +1275,22 @@ always @(posedge clk) begin
     endcase
 
     // ---------------------------------------------------------------- interrupt machine
-    case (i_state_reg)
-        I_IDLE: begin
-            if (i_pick_valid && !aborting && !any_queue_reset) begin
-                i_queue_reg <= i_pick;
-                i_new_reg <= used_published_reg[i_pick];
-                i_rq_valid <= 1'b1;
-                i_rq_addr <= event_addr_reg[i_pick];
-                i_state_reg <= I_WAIT;
-            end
+    if (!i_rq_valid && !i_full && i_pick_valid && !aborting && !any_queue_reset) begin
+        i_q_mem[i_wr_ptr_reg[I_PTR_WIDTH-1:0]] <= i_pick;
+        i_old_mem[i_wr_ptr_reg[I_PTR_WIDTH-1:0]] <= used_checked_reg[i_pick];
+        i_new_mem[i_wr_ptr_reg[I_PTR_WIDTH-1:0]] <= used_published_reg[i_pick];
+        i_wr_ptr_reg <= i_wr_ptr_reg + 1'b1;
+        used_checked_reg[i_pick] <= used_published_reg[i_pick];
+        i_rq_valid <= 1'b1;
+        i_rq_addr <= event_addr_reg[i_pick];
+    end
+    if (event_rsp_beat && !i_empty) begin
+        if (i_need_irq) begin
+            queue_irq_valid <= 1'b1;
+            queue_irq_queue <= i_queue;
         end
-        I_WAIT: begin
-            if (event_rsp_beat) begin
-                if (i_need_irq) begin
-                    queue_irq_valid <= 1'b1;
-                    queue_irq_queue <= i_queue_reg;
-                end
-                used_checked_reg[i_queue_reg] <= i_new_reg;
-                i_state_reg <= I_IDLE;
-            end
-        end
-        default: i_state_reg <= I_IDLE;
-    endcase
+        i_rd_ptr_reg <= i_rd_ptr_reg + 1'b1;
+    end
 
     // ---------------------------------------------------------------- errors
     // a malformed chain or a failed DMA: stop, and ask the transport for DEVICE_NEEDS_RESET once.
@@ -1360,7 +1365,6 @@ always @(posedge clk) begin
         ri_state_reg <= RI_IDLE;
         wi_state_reg <= WI_IDLE;
         c_state_reg <= C_IDLE;
-        i_state_reg <= I_IDLE;
         r_idx_out_reg <= 1'b0;
         r_ring_out_reg <= 5'd0;
         for (i = 0; i < NUM_QUEUES; i = i + 1)
@@ -1383,6 +1387,7 @@ always @(posedge clk) begin
             owner_rd_ptr_reg <= owner_wr_ptr_reg;
             uidx_rd_ptr_reg <= uidx_wr_ptr_reg;
             exp_rd_ptr_reg <= exp_wr_ptr_reg;
+            i_rd_ptr_reg <= i_wr_ptr_reg;
             rd_pkts_done_reg <= rd_pkts_issued_reg;
             wr_done_cnt_reg <= wr_issued_reg;
         end
@@ -1404,7 +1409,8 @@ always @(posedge clk) begin
         ri_state_reg <= RI_IDLE;
         wi_state_reg <= WI_IDLE;
         c_state_reg <= C_IDLE;
-        i_state_reg <= I_IDLE;
+        i_wr_ptr_reg <= {(I_PTR_WIDTH+1){1'b0}};
+        i_rd_ptr_reg <= {(I_PTR_WIDTH+1){1'b0}};
         error_reg <= 1'b0;
         pending_reg <= {NUM_QUEUES{1'b0}};
         r_rq_valid <= 1'b0;
