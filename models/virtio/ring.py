@@ -328,9 +328,10 @@ class Virtqueue:
 
     Ring state, under Linux's names: ``free_head``, ``num_free``, ``num_added``,
     ``last_used_idx``, ``avail_idx_shadow``, ``avail_flags_shadow``, ``desc_state``,
-    ``desc_extra``, ``event_triggered``, ``broken``; ``indirect`` and ``event`` say whether
-    VIRTIO_RING_F_INDIRECT_DESC and VIRTIO_RING_F_EVENT_IDX were negotiated (tests may change
-    them to send what a driver must not).
+    ``desc_extra``, ``event_triggered``, ``broken``; ``indirect``, ``event`` and
+    ``notification_data`` say whether VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_RING_F_EVENT_IDX and
+    VIRTIO_F_NOTIFICATION_DATA were negotiated (tests may change them to send what a driver must
+    not).
 
     Counters: ``kicks_sent``, ``kicks_suppressed``, ``bufs_added``, ``bufs_used``.
 
