@@ -33,6 +33,8 @@ module virtio_blk_pci #
     parameter READ_ONLY = 0,
     // offer VIRTIO_F_RING_RESET (per-queue reset through queue_reset)
     parameter RING_RESET = 1,
+    // offer VIRTIO_F_NOTIFICATION_DATA (32-bit doorbells carrying the driver's avail idx)
+    parameter NOTIFICATION_DATA = 1,
     // BAR0 prefetchable (placed above 4 GiB by most hosts)
     parameter BAR0_PREFETCHABLE = 1,
     // DMA read tags (outstanding MRd TLPs)
@@ -112,6 +114,8 @@ module virtio_blk_pci #
     output wire                          driver_ok,
     output wire                          notify_valid,
     output wire [QUEUE_INDEX_WIDTH-1:0]  notify_queue,
+    output wire                          notify_data,
+    output wire [15:0]                   notify_idx,
 
     /*
      * AXI4 master to the disk memory
@@ -167,6 +171,7 @@ localparam [63:0] DEVICE_FEATURES =
     (64'd1 << VIRTIO_F_ACCESS_PLATFORM) |
     (64'd1 << VIRTIO_F_ORDER_PLATFORM) |
     ((RING_RESET != 0 ? 64'd1 : 64'd0) << VIRTIO_F_RING_RESET) |
+    ((NOTIFICATION_DATA != 0 ? 64'd1 : 64'd0) << VIRTIO_F_NOTIFICATION_DATA) |
     (64'd1 << VIRTIO_BLK_F_SEG_MAX) |
     (64'd1 << VIRTIO_BLK_F_BLK_SIZE) |
     (64'd1 << VIRTIO_BLK_F_FLUSH) |
@@ -264,7 +269,9 @@ u_func (
     .be_idle(be_idle),
     .driver_ok(driver_ok),
     .notify_valid(notify_valid),
-    .notify_queue(notify_queue)
+    .notify_queue(notify_queue),
+    .notify_data(notify_data),
+    .notify_idx(notify_idx)
 );
 
 virtio_blk_cfg #(

@@ -7,8 +7,9 @@
 /*
  * virtio PCI modern transport registers in BAR0: struct virtio_pci_common_cfg
  * (feature windows, device status and reset, config generation, per-queue
- * registers banked by queue_select, queue_reset), the notify area (one 16-bit
- * doorbell per queue, NOTIFY_OFF_MULTIPLIER bytes apart) and the ISR byte
+ * registers banked by queue_select, queue_reset), the notify area (one doorbell
+ * per queue, NOTIFY_OFF_MULTIPLIER bytes apart: 16 bits, or 32 bits carrying the
+ * driver's avail idx with VIRTIO_F_NOTIFICATION_DATA) and the ISR byte
  * (read clears; drives INTx when MSI-X is off). Interrupt events become MSI-X
  * vector requests to the msix block or ISR bits for INTx.
  */
@@ -80,7 +81,9 @@ module virtio_pci_common #
     output wire [63:0]                   eng_b_driver,
     output wire [63:0]                   eng_b_device,
     output reg                           notify_valid, // doorbell for an enabled queue
-    output reg  [QUEUE_INDEX_WIDTH-1:0]  notify_queue
+    output reg  [QUEUE_INDEX_WIDTH-1:0]  notify_queue,
+    output reg                           notify_data,  // with notify_valid: notify_idx is valid
+    output reg  [15:0]                   notify_idx    // with notify_data: the driver's avail idx
 );
 
 `include "virtio_pci_defs.vh"
@@ -123,6 +126,7 @@ localparam [9:0] DW_Q_USEDHI = {4'd0, VIRTIO_PCI_COMMON_Q_USEDHI[7:2]};
 localparam [9:0] DW_Q_NDATA = {4'd0, VIRTIO_PCI_COMMON_Q_NDATA[7:2]};   // queue_notif_config_data, queue_reset
 
 localparam OFFER_RING_RESET = DEVICE_FEATURES[VIRTIO_F_RING_RESET];
+localparam OFFER_NOTIFICATION_DATA = DEVICE_FEATURES[VIRTIO_F_NOTIFICATION_DATA];
 
 // ---- device-level state
 reg [31:0] device_feature_select_reg;
@@ -150,6 +154,8 @@ reg [63:0] queue_device_reg [0:NUM_QUEUES-1];
 
 wire features_ok = device_status_reg[3];
 wire ring_reset_negotiated = OFFER_RING_RESET && features_ok && driver_features_reg[VIRTIO_F_RING_RESET];
+wire notification_data_negotiated = OFFER_NOTIFICATION_DATA && features_ok &&
+                                    driver_features_reg[VIRTIO_F_NOTIFICATION_DATA];
 
 assign driver_ok = device_status_reg[2] && features_ok && !reset_pending_reg;
 assign driver_features = driver_features_reg;
@@ -347,12 +353,17 @@ always @(posedge clk) begin
         end
     end
 
-    // ---- doorbells: a 16-bit (or wider) write anywhere in the queue's notify slot
+    // ---- doorbells: a 16-bit (or wider) write anywhere in the queue's notify slot. With
+    // NOTIFICATION_DATA a write that also enables bytes 3:2 carries next_wrap:next_off there, for
+    // a split ring the driver's 16-bit avail idx (spec 2.9); the vq index in bits 15:0 is not
+    // checked (the slot names the queue)
     if (reg_wr && notify_sel && reg_be[1:0] != 2'b00 && {6'd0, reg_addr} < NUM_QUEUES_VALUE) begin
         if (driver_ok && queue_enable_reg[reg_addr[QUEUE_INDEX_WIDTH-1:0]] &&
                 !queue_reset_reg[reg_addr[QUEUE_INDEX_WIDTH-1:0]]) begin
             notify_valid <= 1'b1;
             notify_queue <= reg_addr[QUEUE_INDEX_WIDTH-1:0];
+            notify_data <= notification_data_negotiated && reg_be[3:2] == 2'b11;
+            notify_idx <= reg_wdata[31:16];
         end
     end
 
@@ -428,6 +439,8 @@ always @(posedge clk) begin
         isr_reg <= 2'b00;
         msix_req_valid <= 1'b0;
         notify_valid <= 1'b0;
+        notify_data <= 1'b0;
+        notify_idx <= 16'd0;
         queue_irq_pending_reg <= 1'b0;
         for (q = 0; q < NUM_QUEUES; q = q + 1) begin
             queue_size_reg[q] <= QUEUE_SIZE_MAX_VALUE;

@@ -127,7 +127,9 @@ module virtio_pci_func #
      */
     output wire                          driver_ok,
     output wire                          notify_valid,
-    output wire [QUEUE_INDEX_WIDTH-1:0]  notify_queue
+    output wire [QUEUE_INDEX_WIDTH-1:0]  notify_queue,
+    output wire                          notify_data,
+    output wire [15:0]                   notify_idx
 );
 
 `include "virtio_pci_defs.vh"
@@ -359,7 +361,9 @@ u_common (
     .eng_b_driver(q_b_driver),
     .eng_b_device(q_b_device),
     .notify_valid(notify_valid),
-    .notify_queue(notify_queue)
+    .notify_queue(notify_queue),
+    .notify_data(notify_data),
+    .notify_idx(notify_idx)
 );
 
 virtio_pci_msix #(
@@ -411,6 +415,8 @@ u_engine (
     .queue_reset_active(queue_reset_active),
     .notify_valid(notify_valid),
     .notify_queue(notify_queue),
+    .notify_data(notify_data),
+    .notify_idx(notify_idx),
     .q_a_queue(q_a_queue),
     .q_a_size(q_a_size),
     .q_a_desc(q_a_desc),

@@ -14,7 +14,11 @@
  *   it reads the index again at once (in parallel with the ring block), so a
  *   busy queue costs one round trip per batch, not two per chain. With
  *   EVENT_IDX it writes avail_event before leaving the queue and reads the
- *   index once more (no lost kicks).
+ *   index once more (no lost kicks). A doorbell that carries the driver's avail
+ *   idx (VIRTIO_F_NOTIFICATION_DATA) and announces new entries, no more than
+ *   the queue size ahead, stands in for the first index read: the round starts
+ *   with the ring entries (an old, repeated or bogus value is ignored and the
+ *   index read as without it).
  * - contexts: each head gets one of NUM_CTX contexts (in order) and a read of
  *   HEAD_DESCS descriptors from the head on; when the head is a well-formed
  *   INDIRECT descriptor the whole table (up to CTX_DESCS entries) is read as
@@ -91,6 +95,8 @@ module virtio_vq_engine #
     input  wire [NUM_QUEUES-1:0]         queue_reset_active,
     input  wire                          notify_valid,
     input  wire [QUEUE_INDEX_WIDTH-1:0]  notify_queue,
+    input  wire                          notify_data,  // the doorbell carries the driver's avail idx
+    input  wire [15:0]                   notify_idx,
     output wire [QUEUE_INDEX_WIDTH-1:0]  q_a_queue,
     input  wire [15:0]                   q_a_size,
     input  wire [63:0]                   q_a_desc,
@@ -262,6 +268,8 @@ reg [63:0] event_addr_reg [0:NUM_QUEUES-1];     // used_event or avail->flags
 reg [63:0] qdesc_reg [0:NUM_QUEUES-1];          // descriptor table (latched by the ring stage)
 reg [15:0] qsize_reg [0:NUM_QUEUES-1];
 reg [NUM_QUEUES-1:0] pending_reg;               // a doorbell (or a re-check) is owed
+reg [15:0] ndata_idx_reg [0:NUM_QUEUES-1];      // avail idx of the last doorbell (NOTIFICATION_DATA)
+reg [NUM_QUEUES-1:0] ndata_valid_reg;           // it came with the latest doorbell, not yet used
 
 // ================================================================= read request sources
 // Each source holds its request in registers until the port takes it.
@@ -440,6 +448,8 @@ reg [4:0]  r_ring_out_reg;           // ring reads in flight
 reg        r_recheck_reg;            // the index read follows an avail_event write
 reg        r_leave_reg;              // another queue waits: leave after what is known
 reg [QUEUE_INDEX_WIDTH-1:0] r_rr_reg;
+reg [15:0] r_ndata_reg;              // the doorbell's avail idx taken with the queue
+reg        r_ndata_valid_reg;
 
 assign q_a_queue = r_state_reg == R_IDLE ? f_pick : r_queue_reg;
 
@@ -461,6 +471,11 @@ always @* begin
     end
 end
 wire others_pending = |(pending_reg & ~({{(NUM_QUEUES-1){1'b0}}, 1'b1} << r_queue_reg));
+// the doorbell's avail idx stands in for the first index read if it announces entries not yet
+// read from the ring (beyond last_avail + in flight) and is no more than the queue size ahead of
+// the walker (the limit an index read is held to); otherwise the index is read as usual
+wire [15:0] r_ndata_ahead = r_ndata_reg - last_avail_reg[r_queue_reg];
+wire r_ndata_use = r_ndata_valid_reg && r_ndata_ahead > inflight_reg[r_queue_reg] && r_ndata_ahead <= q_a_size;
 
 // head FIFO: available-ring entries read, waiting for a context
 reg [15:0]                  head_mem [0:HEAD_FIFO_DEPTH-1];
@@ -895,6 +910,9 @@ always @(posedge clk) begin
                 r_queue_reg <= f_pick;
                 r_rr_reg <= f_pick;
                 pending_reg[f_pick] <= 1'b0;
+                r_ndata_reg <= ndata_idx_reg[f_pick];
+                r_ndata_valid_reg <= ndata_valid_reg[f_pick];
+                ndata_valid_reg[f_pick] <= 1'b0;
                 r_state_reg <= R_START;
             end
         end
@@ -908,11 +926,19 @@ always @(posedge clk) begin
                 qdesc_reg[r_queue_reg] <= q_a_desc;
                 qsize_reg[r_queue_reg] <= q_a_size;
                 r_next_reg <= last_avail_reg[r_queue_reg] + inflight_reg[r_queue_reg];
-                r_avail_reg <= last_avail_reg[r_queue_reg] + inflight_reg[r_queue_reg];
-                r_need_idx_reg <= 1'b1;
                 r_recheck_reg <= 1'b0;
-                r_leave_reg <= 1'b0;
                 r_state_reg <= R_RUN;
+                if (r_ndata_use) begin
+                    // as if the index read had returned the doorbell's value: read the ring
+                    // entries, and the index again meanwhile unless another queue waits
+                    r_avail_reg <= r_ndata_reg;
+                    r_need_idx_reg <= !others_pending;
+                    r_leave_reg <= others_pending;
+                end else begin
+                    r_avail_reg <= last_avail_reg[r_queue_reg] + inflight_reg[r_queue_reg];
+                    r_need_idx_reg <= 1'b1;
+                    r_leave_reg <= 1'b0;
+                end
             end
         end
         R_RUN: begin
@@ -1305,8 +1331,12 @@ always @(posedge clk) begin
 
     // doorbells for enabled queues (the transport filters the rest); after the machines so
     // that a doorbell in the cycle the queue is picked is not lost
-    if (notify_valid)
+    if (notify_valid) begin
         pending_reg[notify_queue] <= 1'b1;
+        // the latest doorbell counts: one without data means the index must be read
+        ndata_valid_reg[notify_queue] <= notify_data;
+        ndata_idx_reg[notify_queue] <= notify_idx;
+    end
 
     // queue reset: stop fetching, wait for the fetch reads in flight, then drop what was fetched
     // and not walked (the walker stops between chains) and fetch it again afterwards
@@ -1375,6 +1405,7 @@ always @(posedge clk) begin
     if (dev_reset) begin
         error_reg <= 1'b0;
         pending_reg <= {NUM_QUEUES{1'b0}};
+        ndata_valid_reg <= {NUM_QUEUES{1'b0}};
         w_state_reg <= W_IDLE;
         if (quiesced) begin
             // the transport completes the reset this cycle: the rings start again at 0
@@ -1400,6 +1431,7 @@ always @(posedge clk) begin
             used_checked_reg[i] <= 16'd0;
             inflight_reg[i] <= 16'd0;
             pending_reg[i] <= 1'b0;
+            ndata_valid_reg[i] <= 1'b0;
         end
     end
 
@@ -1413,6 +1445,8 @@ always @(posedge clk) begin
         i_rd_ptr_reg <= {(I_PTR_WIDTH+1){1'b0}};
         error_reg <= 1'b0;
         pending_reg <= {NUM_QUEUES{1'b0}};
+        ndata_valid_reg <= {NUM_QUEUES{1'b0}};
+        r_ndata_valid_reg <= 1'b0;
         r_rq_valid <= 1'b0;
         r_wq_valid <= 1'b0;
         a_rq_valid <= 1'b0;

@@ -625,7 +625,8 @@ def write_report(records, settings, speed_rows, targets, plots, meta):
     out(f"| device DMA path | {'direct (models/pcie/fast_host.py)' if s['fast_dma'] else 'cocotbext-pcie link'} |")
     out(f"| RTL DMA_TAGS (outstanding device reads) | {s['dma_tags']} |")
     out(f"| queue size, features | {s['queue_size']}, INDIRECT_DESC {'on' if s['indirect'] else 'off'}, "
-        f"EVENT_IDX {'on' if s['event_idx'] else 'off'} |")
+        f"EVENT_IDX {'on' if s['event_idx'] else 'off'}, "
+        f"NOTIFICATION_DATA {'on' if s.get('notification_data') else 'off'} |")
     out(f"| driver | models/virtio/blk.py VirtioBlk (Linux framing: header, data, status through an indirect "
         f"table), MSI-X completions, refill on completion |")
     out(f"| disk | {s['capacity_sectors']} sectors, AXI RAM (cocotbext-axi) |")

@@ -7,7 +7,7 @@ cocotbext-axi: ``LoopbackRc`` lays host memory out the same way (``mem_address_s
 ``DmaChecker`` and ``VirtioBlk`` run unchanged on it, under ``asyncio.run``.
 
 ``LoopbackVirtioDevice`` stands in for ``VirtioDevice``: it has ``features``, ``rc``, an
-``mdev`` whose ``vp_notify`` is the doorbell, and creates queues with a ``VringDeviceModel``
+``mdev`` whose ``vp_notify`` (and ``vp_notify_with_data``) is the doorbell, and creates queues with a ``VringDeviceModel``
 behind each. With a ``handler`` the device serves a queue as soon as its doorbell rings and
 sends the used-buffer interrupt straight to ``vq.vring_interrupt()`` (like MSI-X); without one,
 tests drive ``device.service(...)`` themselves.
@@ -42,10 +42,15 @@ class LoopbackMdev:
     def __init__(self, vdev):
         self.vdev = vdev
         self.notifies = []  # queue index of every doorbell, in order
+        self.notify_data = []  # (queue index, 32-bit value) of every VIRTIO_F_NOTIFICATION_DATA doorbell
 
     async def vp_notify(self, index):
         self.notifies.append(index)
         await self.vdev.on_notify(index)
+
+    async def vp_notify_with_data(self, index, data):
+        self.notify_data.append((index, data))
+        await self.vp_notify(index)
 
 
 class LoopbackVirtioDevice:

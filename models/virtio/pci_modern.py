@@ -568,6 +568,15 @@ class VirtioPciModernDev:
             await self.vp_modern_map_vq_notify(index)
         await self._iowrite("notify", self.notify_base, self.vq_notify_offset[index], 2, index)
 
+    async def vp_notify_with_data(self, index, data):
+        """Kick queue ``index`` with VIRTIO_F_NOTIFICATION_DATA: one 32-bit write of ``data``
+        (``Virtqueue.vring_notification_data``: bits 15:0 the queue index, 31:16 the avail idx) to
+        its doorbell (Linux's vp_notify_with_data, iowrite32). ``data`` is written as given, so
+        tests can send stale or bogus values."""
+        if index not in self.vq_notify_offset:
+            await self.vp_modern_map_vq_notify(index)
+        await self._iowrite("notify", self.notify_base, self.vq_notify_offset[index], 4, data & 0xFFFF_FFFF)
+
     async def vp_modern_read_isr(self):
         """Read (and so clear) the ISR status byte."""
         return await self._ioread("isr", self.isr, 0, 1)

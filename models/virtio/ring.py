@@ -42,6 +42,7 @@ from cocotb.triggers import Event
 
 from .pci_modern import VirtioError
 from .uapi import (
+    VIRTIO_F_NOTIFICATION_DATA,
     VIRTIO_RING_F_EVENT_IDX,
     VIRTIO_RING_F_INDIRECT_DESC,
     VRING_AVAIL_ALIGN_SIZE,
@@ -327,9 +328,10 @@ class Virtqueue:
 
     Ring state, under Linux's names: ``free_head``, ``num_free``, ``num_added``,
     ``last_used_idx``, ``avail_idx_shadow``, ``avail_flags_shadow``, ``desc_state``,
-    ``desc_extra``, ``event_triggered``, ``broken``; ``indirect`` and ``event`` say whether
-    VIRTIO_RING_F_INDIRECT_DESC and VIRTIO_RING_F_EVENT_IDX were negotiated (tests may change
-    them to send what a driver must not).
+    ``desc_extra``, ``event_triggered``, ``broken``; ``indirect``, ``event`` and
+    ``notification_data`` say whether VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_RING_F_EVENT_IDX and
+    VIRTIO_F_NOTIFICATION_DATA were negotiated (tests may change them to send what a driver must
+    not).
 
     Counters: ``kicks_sent``, ``kicks_suppressed``, ``bufs_added``, ``bufs_used``.
 
@@ -376,6 +378,9 @@ class Virtqueue:
         features = getattr(vdev, "features", 0) or 0
         self.indirect = bool(features >> VIRTIO_RING_F_INDIRECT_DESC & 1)
         self.event = bool(features >> VIRTIO_RING_F_EVENT_IDX & 1)
+        # the doorbell: vp_notify_with_data with VIRTIO_F_NOTIFICATION_DATA, else vp_notify
+        # (Linux picks vq->notify the same way in setup_vq)
+        self.notification_data = bool(features >> VIRTIO_F_NOTIFICATION_DATA & 1)
         self.broken = False
         self.free_head = 0
         self.num_free = num
@@ -708,8 +713,21 @@ class Virtqueue:
         return True
 
     async def notify(self):
-        """Ring this queue's doorbell through the transport (Linux's vq->notify)."""
-        await self.vdev.mdev.vp_notify(self.index)
+        """Ring this queue's doorbell through the transport (Linux's vq->notify): a 32-bit write
+        of vring_notification_data with VIRTIO_F_NOTIFICATION_DATA, else a 16-bit write of the
+        queue index."""
+        if self.notification_data:
+            await self.vdev.mdev.vp_notify_with_data(self.index, self.vring_notification_data())
+        else:
+            await self.vdev.mdev.vp_notify(self.index)
+
+    def vring_notification_data(self, avail_idx=None):
+        """The 32-bit value of a doorbell with VIRTIO_F_NOTIFICATION_DATA (Linux's
+        vring_notification_data, split ring): bits 15:0 the queue index, bits 31:16 the avail idx
+        the driver has published (next_off in bits 30:16, next_wrap in bit 31 are its bits 14:0
+        and 15). ``avail_idx`` overrides the shadow idx (tests send stale or bogus values)."""
+        idx = self.avail_idx_shadow if avail_idx is None else avail_idx & VRING_IDX_MASK
+        return idx << 16 | self.index
 
     # ------------------------------------------------------------------------------------------
     # virtqueue_get_buf

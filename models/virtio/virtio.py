@@ -26,6 +26,7 @@ from .uapi import (
     VIRTIO_CONFIG_S_FAILED,
     VIRTIO_CONFIG_S_FEATURES_OK,
     VIRTIO_F_ACCESS_PLATFORM,
+    VIRTIO_F_NOTIFICATION_DATA,
     VIRTIO_F_ORDER_PLATFORM,
     VIRTIO_F_RING_RESET,
     VIRTIO_F_VERSION_1,
@@ -117,14 +118,18 @@ class VirtioDevice:
     # Transport and ring bits the core accepts when offered (Linux's vring_transport_features and
     # vp_transport_features). INDIRECT_DESC and EVENT_IDX are ring features the ring verbs will
     # honour; ACCESS_PLATFORM costs nothing here since bus addresses are host addresses (no IOMMU);
-    # ORDER_PLATFORM asks for the platform's barriers, which a simulated host always gives.
-    # Set an instance attribute to change the policy for one device.
+    # ORDER_PLATFORM asks for the platform's barriers, which a simulated host always gives;
+    # NOTIFICATION_DATA makes every doorbell a 32-bit write that carries the avail idx
+    # (vp_notify_with_data), as Linux does when the device offers it.
+    # Set an instance attribute to change the policy for one device (a test refuses a feature by
+    # leaving it out).
     transport_features = frozenset({
         VIRTIO_F_VERSION_1,
         VIRTIO_RING_F_INDIRECT_DESC,
         VIRTIO_RING_F_EVENT_IDX,
         VIRTIO_F_ACCESS_PLATFORM,
         VIRTIO_F_ORDER_PLATFORM,
+        VIRTIO_F_NOTIFICATION_DATA,
         VIRTIO_F_RING_RESET,
     })
 

@@ -435,6 +435,7 @@ async def run_bench(dut):
         "queue_size": vq.num,
         "indirect": vq.indirect,
         "event_idx": vq.event,
+        "notification_data": vq.notification_data,
         "dma_tags": dma_tags,
     }
     trace = Trace(host, vq, notify_addr)

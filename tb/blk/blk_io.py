@@ -619,15 +619,16 @@ async def run_interrupt_modes(dut):
     """Requests complete with every interrupt scheme: INTx (MSI-X refused by the platform, the
     driver reads the ISR) with and without EVENT_IDX, and polling without interrupts with and
     without EVENT_IDX (no MSI-X message for the queue, no INTx); MSI-X is the default of the
-    other tests (SPL-13, SPL-14, SPL-16). In each mode the device receives exactly the
-    doorbells the driver sends."""
+    other tests (SPL-13, SPL-14, SPL-16). Half of the modes refuse VIRTIO_F_NOTIFICATION_DATA
+    (16-bit doorbells, DNOT-01), the others use it (DNOT-02). In each mode the device receives
+    exactly the doorbells the driver sends."""
     bench = await BlkBench(dut, name="irq_modes").start()
     count = env_int("BLK_MODE_COUNT", 40)
     total = 0
-    for intx, use_irq, event_idx in ((True, True, True), (True, True, False), (False, False, True),
-                                     (False, False, False)):
+    for intx, use_irq, event_idx, ndata in ((True, True, True, True), (True, True, False, False),
+                                            (False, False, True, False), (False, False, False, True)):
         rises0 = bench.host.intx.rises
-        blk = await bench.probe(intx=intx, use_irq=use_irq, event_idx=event_idx)
+        blk = await bench.probe(intx=intx, use_irq=use_irq, event_idx=event_idx, notification_data=ndata)
         vq = bench.vq
         kicks = KickCount(bench, vq)
         trace = TraceChecker(bench, vq)
@@ -644,8 +645,9 @@ async def run_interrupt_modes(dut):
         else:
             assert vq.vector == uapi.VIRTIO_MSI_NO_VECTOR and vq.interrupt_count == 0
             assert bench.host.intx.rises == rises0
-        bench.log.info("intx=%s use_irq=%s event_idx=%s: %d requests, %d interrupts, %s", intx, use_irq, event_idx,
-                       count, vq.interrupt_count, {k: result[k] for k in ("idx_writes", "avail_event_writes")})
+        bench.log.info("intx=%s use_irq=%s event_idx=%s notification_data=%s: %d requests, %d interrupts, %s", intx,
+                       use_irq, event_idx, ndata, count, vq.interrupt_count,
+                       {k: result[k] for k in ("idx_writes", "avail_event_writes")})
         bench.check_clean()
         total += count
     await bench.finish()
@@ -662,11 +664,11 @@ async def run_order_poison(dut):
     idx that publishes it, then the MSI-X message (SPL-09, SPL-10); every avail slot the driver
     has not published and every free descriptor holds poison until the add that fills it, and
     the device never reads an unpublished avail slot nor uses stale descriptor contents (SPL-23);
-    with and without EVENT_IDX."""
+    with EVENT_IDX and doorbells that carry the avail idx (NOTIFICATION_DATA), and with neither."""
     bench = await BlkBench(dut, name="order").start()
     total = 0
     for event_idx in (True, False):
-        blk = await bench.probe(event_idx=event_idx, layout="random")
+        blk = await bench.probe(event_idx=event_idx, layout="random", notification_data=event_idx)
         vq, rng = bench.vq, bench.rng
         trace = TraceChecker(bench, vq)
         await poison_free(vq, rng)
@@ -745,4 +747,207 @@ async def run_spurious_kicks(dut):
     assert kicks.received == kicks.sent >= 2 * nkicks + extra[0], (kicks, extra[0])
     bench.log.info("spurious: %d extra kicks while busy, %d requests, %r, %s", extra[0], count, kicks,
                    {k: result[k] for k in ("idx_writes", "avail_event_writes", "ring_reads")})
+    await bench.finish()
+
+
+# ----------------------------------------------------------------------------------------------
+# 8. Doorbells that carry the avail idx (VIRTIO_F_NOTIFICATION_DATA)
+# ----------------------------------------------------------------------------------------------
+
+AVAIL_READS = ("avail_idx_read", "avail_ring_read")
+
+
+def after_doorbells(bench, trace, vq, since):
+    """For each doorbell of ``vq`` sent at or after ``since``: (time, bytes, value, first, used_at)
+    with ``first`` the device's first read of the avail idx or ring after it, as (kind, info) or
+    None, and ``used_at`` the time of its first used idx write after it (or None)."""
+    events = trace.events()
+    avail = [(t, kind, info) for _, t, kind, info in events if kind in AVAIL_READS]
+    idx_writes = [t for _, t, kind, _ in events if kind == "idx"]
+    rows = []
+    for t, n, value in bench.doorbell_log(vq):
+        if t < since:
+            continue
+        first = next(((kind, info) for ta, kind, info in avail if ta > t), None)
+        used_at = next((tu for tu in idx_writes if tu > t), None)
+        rows.append((t, n, value, first, used_at))
+    return rows
+
+
+async def wait_done(bench, what, timeout_us=500):
+    """Wait (bounded) until the driver has every request back."""
+    try:
+        await cocotb.triggers.with_timeout(bench.blk.wait_all(), timeout_us, "us")
+    except cocotb.triggers.SimTimeoutError:
+        raise AssertionError(f"{what}: {len(bench.blk.inflight)} requests still in flight after "
+                             f"{timeout_us} us") from None
+
+
+async def read_4k(bench, rng):
+    """One 4 KiB read, kicked by the driver (virtqueue_kick), scoreboard and request log attached."""
+    sector = rng.randrange(0, bench.capacity - 8 + 1)
+    t_add = get_sim_time("ns")
+    req = await bench.blk.submit_read(sector, 8, kick=True)
+    bench.sb.expect(req, "read", sector, 8)
+    bench.reqlog.track(req, t_add)
+    return req
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def run_notification_data(dut):
+    """VIRTIO_F_NOTIFICATION_DATA at queue depth 1 (DNOT-02, RFB-07), then refused (DNOT-01).
+    Negotiated: every doorbell is one 32-bit write of avail idx << 16 | vq index with the idx the
+    driver has just published, and the device's first access to the available ring after it is
+    the read of the new ring entry, with no avail->idx read before it (the doorbell's idx stands
+    in for it); the ring read covers only the published entry (SPL-23). Refused: every doorbell
+    is a 16-bit write of the vq index and the device reads avail->idx first, as without the
+    feature. Requests complete with the right data either way, and the doorbell-to-used-idx time
+    is at least half a host read latency shorter with the feature (one round trip fewer)."""
+    bench = await BlkBench(dut, name="notification_data").start()
+    rng = bench.rng
+    count = env_int("BLK_NDATA_QD1", 12)
+    latency = {}
+    for ndata in (True, False):
+        await bench.probe(notification_data=ndata)
+        vq = bench.vq
+        assert vq.notification_data == ndata
+        trace = TraceChecker(bench, vq)
+        since = get_sim_time("ns")
+        start = vq.avail_idx_shadow
+        for _ in range(count):
+            await read_4k(bench, rng)
+            await wait_done(bench, "QD1 read")
+        await settle(bench)
+        assert_trace(bench, trace, elems=count)
+        rows = after_doorbells(bench, trace, vq, since)
+        assert len(rows) == count, f"{len(rows)} doorbells for {count} requests at QD1"
+        for i, (t, n, value, first, used_at) in enumerate(rows):
+            what = f"notification_data={ndata}, request {i}, doorbell at {t} ns"
+            if ndata:
+                want = ((start + i + 1) & VRING_IDX_MASK) << 16 | vq.index
+                assert (n, value) == (4, want), f"{what}: {n}-byte doorbell 0x{value:x}, expected 4 bytes 0x{want:x}"
+                assert first is not None and first[0] == "avail_ring_read", \
+                    f"{what}: the device's first avail access after it was {first}, not the ring entry"
+                assert first[1][1] == 1, f"{what}: ring read {first} for one new entry"
+            else:
+                assert (n, value) == (2, vq.index), f"{what}: {n}-byte doorbell 0x{value:x}"
+                assert first is not None and first[0] == "avail_idx_read", \
+                    f"{what}: the device's first avail access after it was {first}, not avail->idx"
+            assert used_at is not None, f"{what}: no used idx write after it"
+        latency[ndata] = sum(used_at - t for t, _, _, _, used_at in rows) / count
+        bench.log.info("notification_data=%s: %d QD1 reads, doorbell to used idx %.0f ns on average",
+                       ndata, count, latency[ndata])
+        bench.check_clean()
+    host_latency = bench.host.dma.model.read_latency_ns
+    assert latency[True] <= latency[False] - host_latency / 2, \
+        f"doorbell to used idx: {latency[True]:.0f} ns with the doorbell's idx, {latency[False]:.0f} ns without " \
+        f"(host read latency {host_latency} ns)"
+    await bench.finish()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def run_notification_data_stale(dut):
+    """Doorbell values the device must not trust blindly (DNOT-02: repeated values, no
+    increase assumed). Every avail slot the driver has not published and every free descriptor
+    hold poison (a device that read one would fail the checks), and per round the driver makes
+    1-8 requests available and sends hand-made 32-bit doorbells instead of its kick: the right idx
+    2-4 times (repeated), an idx that announces only part of the new entries (stale, still ahead
+    of the device: used, the rest found by the device's re-read of avail->idx), an idx at or
+    behind the device's position (stale: ignored), an idx more than the queue size ahead or
+    0x8000 ahead (bogus: ignored). The first avail access after the doorbells is the ring read
+    (of no more entries than announced) when the value announces new entries, avail->idx
+    otherwise; every request completes; no unpublished ring slot is read (SPL-23). Then the same
+    kinds of doorbells while idle (only avail idx accesses, no used entry) and at random moments
+    during a random mix at depth 8."""
+    bench = await BlkBench(dut, name="ndata_stale").start()
+    blk = await bench.probe(layout="random")
+    vq, rng = bench.vq, bench.rng
+    assert vq.notification_data
+    mdev = bench.vdev.mdev
+    num = vq.num
+
+    async def doorbell(value):
+        await mdev.vp_notify_with_data(vq.index, vq.vring_notification_data(value & VRING_IDX_MASK))
+
+    trace = TraceChecker(bench, vq)
+    await poison_free(vq, rng)
+    rounds = env_int("BLK_NDATA_ROUNDS", 40)
+    kinds = {}
+    total = 0
+    for r in range(rounds):
+        n = rng.randint(1, 8)
+        before = vq.avail_idx_shadow
+        await submit_batch(bench, n, kick=False)
+        await poison_free(vq, rng, poison_desc=False)
+        await vq.virtqueue_kick_prepare()      # the kick decision is replaced by the doorbells below
+        idx = vq.avail_idx_shadow
+        kind = rng.choice(("repeat", "partial", "behind", "ahead", "far") if n > 1 else
+                          ("repeat", "behind", "ahead", "far"))
+        if kind == "repeat":
+            values = [idx] * rng.randint(2, 4)
+        elif kind == "partial":
+            values = [idx - rng.randint(1, n - 1)]
+        elif kind == "behind":
+            values = [before - rng.randint(0, 40)]
+        elif kind == "ahead":
+            values = [idx + num + rng.randint(1, 300)]
+        else:
+            values = [idx + 0x8000 + rng.randint(0, 255)]
+        if rng.random() < 0.3:
+            values.append(values[-1])           # the same stale / bogus value again
+        since = get_sim_time("ns")
+        for v in values:
+            await doorbell(v)
+        await wait_done(bench, f"round {r} ({kind}, values {values}, avail idx {idx})")
+        await settle(bench)
+        rows = after_doorbells(bench, trace, vq, since)
+        assert len(rows) == len(values)
+        first = rows[0][3]
+        announced = (values[0] - before) & VRING_IDX_MASK
+        what = f"round {r}: {n} new entries {before}..{idx}, {kind} doorbell(s) {values}: first avail access {first}"
+        if kind in ("repeat", "partial"):
+            assert first is not None and first[0] == "avail_ring_read" and first[1][1] <= announced, what
+        else:
+            assert first is not None and first[0] == "avail_idx_read", what
+        kinds[kind] = kinds.get(kind, 0) + 1
+        total += n
+        await poison_free(vq, rng)
+    assert_trace(bench, trace, elems=total)
+    bench.log.info("stale doorbells: %d rounds %s, %d requests", rounds, kinds, total)
+    assert all(kinds.get(k) for k in ("repeat", "partial", "behind", "ahead", "far")), kinds
+
+    # idle: nothing new, so nothing but avail idx accesses
+    quiet_kinds = {"avail_idx_read", "avail_flags_read", "avail_event", "used_event_read"}
+    used = await vq.vring_read_used_idx()
+    idle = TraceChecker(bench, vq)
+    idx = vq.avail_idx_shadow
+    for _ in range(env_int("BLK_NDATA_IDLE", 24)):
+        await doorbell(rng.choice((idx, idx, idx - rng.randint(1, 50), idx + num + rng.randint(1, 1000),
+                                   idx + 0x8000)))
+    await ClockCycles(bench.dut.clk, 2000)
+    assert await vq.vring_read_used_idx() == used, "used idx moved after doorbells announcing nothing new"
+    busy = [e for e in idle.events() if e[2] not in quiet_kinds]
+    assert not busy, f"idle stale/bogus doorbells answered with more than avail idx accesses: {busy[:6]}"
+
+    # busy: such doorbells at random moments while requests flow (the driver's own kicks too)
+    trace = TraceChecker(bench, vq)
+    stop = False
+    sent = [0]
+
+    async def kicker():
+        while not stop:
+            now = vq.avail_idx_shadow
+            await doorbell(rng.choice((now, now - rng.randint(1, 8), now - rng.randint(9, 300),
+                                       now + num + rng.randint(1, 1000), now + 0x8000)))
+            sent[0] += 1
+            await Timer(rng.randint(20, 1500), "ns")
+
+    task = cocotb.start_soon(kicker())
+    count = env_int("BLK_NDATA_COUNT", 100)
+    await random_mix(bench, count, 8, max_sectors=8)
+    stop = True
+    await task
+    await settle(bench)
+    assert_trace(bench, trace, elems=count)
+    bench.log.info("stale doorbells while busy: %d extra doorbells, %d requests", sent[0], count)
     await bench.finish()

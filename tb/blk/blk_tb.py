@@ -19,6 +19,7 @@ checker and the TLP protocol checker installed for the whole test, and adds:
   idx, MSI-X) and for reads of the available ring beyond what was published.
 * ``doorbells(vq)``: the available-buffer notifications the device received for a queue, counted
   on the host-to-device request stream (every MemWr to the queue's doorbell address);
+  ``doorbell_log(vq)``: each of them as (time, bytes written, value);
 * ``preload_indices``: the ring-index backdoor (free-running avail/used indices moved close to
   65535 in the RTL, the driver and the DMA checker at once). Every hierarchical name this bench
   uses inside the RTL is in ``engine_probe()``.
@@ -74,6 +75,7 @@ PARAMS = {
     "CAPACITY": 2048,
     "SEG_MAX": 64,
     "READ_ONLY": 0,
+    "NOTIFICATION_DATA": 1,
 }
 for _name in PARAMS:
     if f"PARAM_{_name}" in os.environ:
@@ -131,6 +133,7 @@ class BlkBench:
         self.capacity = self.params["CAPACITY"]
         self.requests_done = 0  # completed by drivers already removed
         self._doorbells = {}  # bus address -> MemWr TLPs the device received there
+        self._doorbell_log = {}  # bus address -> [(time ns, bytes, value)] of those MemWr TLPs
         self._t0 = (time.time(), time.process_time(), now_ns())
 
     # ------------------------------------------------------------------------------------------
@@ -145,8 +148,12 @@ class BlkBench:
 
         def count_doorbells(tlp):
             if tlp.fmt_type in (TlpType.MEM_WRITE, TlpType.MEM_WRITE_64):
-                addr = (tlp.address & ~3) + tlp.get_first_be_offset()
+                first = tlp.get_first_be_offset()
+                addr = (tlp.address & ~3) + first
                 self._doorbells[addr] = self._doorbells.get(addr, 0) + 1
+                n = tlp.get_be_byte_count()
+                value = int.from_bytes(bytes(tlp.get_data())[first:first + n], "little")
+                self._doorbell_log.setdefault(addr, []).append((now_ns(), n, value))
             return host_request(tlp)
         self.host.checker.host_request = count_doorbells
         self.checker = DmaChecker()
@@ -171,11 +178,13 @@ class BlkBench:
                 raise AssertionError(f"the ring engine raised DEVICE_NEEDS_RESET at {now_ns()} ns "
                                      f"(requests in flight: {sorted(self.blk.inflight, key=id)[:4] if self.blk else []})")
 
-    async def probe(self, event_idx=True, indirect=True, intx=False, **blk_kwargs):
-        """Bind a new VirtioBlk. ``event_idx`` / ``indirect``: offer VIRTIO_RING_F_EVENT_IDX /
-        INDIRECT_DESC to the negotiation or not; ``intx``: refuse every MSI-X vector as a
-        platform without MSI does (Linux's pci=nomsi), so the driver falls back to INTx; the
-        rest goes to VirtioBlk (queue_size, layout, use_irq, ...)."""
+    async def probe(self, event_idx=True, indirect=True, intx=False, notification_data=True, **blk_kwargs):
+        """Bind a new VirtioBlk. ``event_idx`` / ``indirect`` / ``notification_data``: accept
+        VIRTIO_RING_F_EVENT_IDX / INDIRECT_DESC / VIRTIO_F_NOTIFICATION_DATA in the negotiation
+        or not (the last only matters if the device offers it, parameter NOTIFICATION_DATA);
+        ``intx``: refuse every MSI-X vector as a platform without MSI does (Linux's pci=nomsi),
+        so the driver falls back to INTx; the rest goes to VirtioBlk (queue_size, layout,
+        use_irq, ...)."""
         if self.blk is not None:
             await self.remove()
         feats = set(VirtioDevice.transport_features)
@@ -183,6 +192,8 @@ class BlkBench:
             feats.discard(uapi.VIRTIO_RING_F_EVENT_IDX)
         if not indirect:
             feats.discard(uapi.VIRTIO_RING_F_INDIRECT_DESC)
+        if not notification_data:
+            feats.discard(uapi.VIRTIO_F_NOTIFICATION_DATA)
         self.vdev.transport_features = frozenset(feats)
         pci_dev = self.vdev.pci_dev
         if intx:
@@ -197,6 +208,8 @@ class BlkBench:
         assert self.blk.capacity == self.capacity, (self.blk.capacity, self.capacity)
         assert bool(self.vdev.features >> uapi.VIRTIO_RING_F_EVENT_IDX & 1) == event_idx
         assert bool(self.vdev.features >> uapi.VIRTIO_RING_F_INDIRECT_DESC & 1) == indirect
+        assert bool(self.vdev.features >> uapi.VIRTIO_F_NOTIFICATION_DATA & 1) == \
+            (notification_data and bool(self.params["NOTIFICATION_DATA"]))
         if intx:
             assert self.vdev.vector_policy == "intx", self.vdev.find_vqs_attempts
         return self.blk
@@ -220,6 +233,10 @@ class BlkBench:
     def doorbells(self, vq):
         """Doorbell writes (available-buffer notifications) the device has received for ``vq``."""
         return self._doorbells.get(vq.notify_addr, 0)
+
+    def doorbell_log(self, vq):
+        """Every doorbell write for ``vq`` as (time ns it left the host, bytes written, value)."""
+        return list(self._doorbell_log.get(vq.notify_addr, ()))
 
     # ------------------------------------------------------------------------------------------
     # Checks

@@ -17,6 +17,8 @@ variables set when pytest starts override the defaults below, for a longer soak,
 * ``test_blk_layouts``: chain framings, GET_ID, FLUSH, unsupported types;
 * ``test_blk_rings``: every queue size up to QUEUE_SIZE_MAX 256, and the 16-bit index wrap;
 * ``test_blk_notify``: EVENT_IDX on and off, MSI-X, INTx, polling, notification counts;
+* ``test_blk_notification_data``: doorbells that carry the avail idx (VIRTIO_F_NOTIFICATION_DATA)
+  at queue depth 1, refused, and with repeated, stale and bogus values;
 * ``test_blk_order``: the publication order on the trace, poisoned avail slots, spurious kicks;
 * ``test_blk_width``: the random mix and part of the framings at DATA_WIDTH 128 and 256;
 * ``test_blk_big_queue``: QUEUE_SIZE_MAX 32768 (the largest the RTL supports), rings of
@@ -103,6 +105,10 @@ def test_blk_rings(sim):
 
 def test_blk_notify(sim):
     _run(sim, "w64", ["run_event_idx", "run_no_event_idx", "run_interrupt_modes"], "notify")
+
+
+def test_blk_notification_data(sim):
+    _run(sim, "w64", ["run_notification_data", "run_notification_data_stale"], "ndata")
 
 
 def test_blk_order(sim):

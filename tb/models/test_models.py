@@ -62,6 +62,7 @@ from models.virtio.uapi import (
     VIRTIO_BLK_T_ZONE_APPEND,
     VIRTIO_BLK_T_ZONE_RESET_ALL,
     VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
+    VIRTIO_F_NOTIFICATION_DATA,
     VIRTIO_RING_F_EVENT_IDX,
     VIRTIO_RING_F_INDIRECT_DESC,
     VRING_AVAIL_F_NO_INTERRUPT,
@@ -416,6 +417,29 @@ def test_kick_suppression_without_event_idx():
         await vq.virtqueue_kick()
         assert (vq.kicks_sent, vq.kicks_suppressed, len(vdev.mdev.notifies)) == (2, 1, 2)
         chk.assert_clean()
+    run(body())
+
+
+def test_notification_data_doorbells():
+    """DNOT-02 (driver side): with VIRTIO_F_NOTIFICATION_DATA every doorbell is one 32-bit value,
+    the queue index in bits 15:0 and the avail idx after the additions in bits 31:16 (Linux's
+    vring_notification_data), across the 16-bit wrap; without it the 16-bit vp_notify is used."""
+    async def body():
+        vdev, vq, dev, chk = await make_queue(8, features=1 << VIRTIO_F_NOTIFICATION_DATA)
+        assert vq.notification_data
+        a, = await bufs(vq, 16)
+        vq.avail_idx_shadow = 0xFFFE
+        await vq.vring_write_avail_idx(0xFFFE)
+        for n in (1, 2, 1):
+            for token in range(n):
+                await vq.virtqueue_add_sgs([a], [], token)
+            await vq.virtqueue_notify()
+        assert vdev.mdev.notify_data == [(0, 0xFFFF_0000), (0, 0x0001_0000), (0, 0x0002_0000)]
+        assert vq.vring_notification_data(0x1234) == 0x1234_0000
+        vdev2, vq2, _, _ = await make_queue(8)
+        assert not vq2.notification_data
+        await vq2.virtqueue_notify()
+        assert (vdev2.mdev.notifies, vdev2.mdev.notify_data) == ([0], [])
     run(body())
 
 

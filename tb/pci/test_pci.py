@@ -148,6 +148,7 @@ QUEUE_SIZE_MAX = _param("QUEUE_SIZE_MAX", 256)
 CAPACITY = _param("CAPACITY", 2048)
 READ_ONLY = _param("READ_ONLY", 0)
 RING_RESET = _param("RING_RESET", 1)
+NOTIFICATION_DATA = _param("NOTIFICATION_DATA", 1)
 BAR0_PREFETCHABLE = _param("BAR0_PREFETCHABLE", 1)
 
 # --------------------------------------------------------------------------------------------
@@ -220,6 +221,7 @@ COMMAND_RW_BITS = (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY 
 DEVICE_FEATURES = ((1 << VIRTIO_RING_F_INDIRECT_DESC) | (1 << VIRTIO_RING_F_EVENT_IDX)
                    | (1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_F_ACCESS_PLATFORM)
                    | (1 << VIRTIO_F_ORDER_PLATFORM) | (RING_RESET << VIRTIO_F_RING_RESET)
+                   | (NOTIFICATION_DATA << VIRTIO_F_NOTIFICATION_DATA)
                    | (1 << VIRTIO_BLK_F_SEG_MAX) | (1 << VIRTIO_BLK_F_BLK_SIZE) | (1 << VIRTIO_BLK_F_FLUSH)
                    | (READ_ONLY << VIRTIO_BLK_F_RO) | (int(NUM_QUEUES > 1) << VIRTIO_BLK_F_MQ))
 
@@ -664,9 +666,10 @@ async def run_enumeration(dut):
     inside the sized BAR), PCI-12 (common offset 4-aligned), PCI-13/PCI-19/PCI-23/PCI-28/PCI-32
     (one capability of each virtio type), PCI-18 (common length >= 0x3C with RING_RESET, 0x40),
     PCI-20/PCI-21 (notify offset 2-aligned, multiplier an even power of 2, length covers every
-    queue's doorbell), PCI-22 not applicable (NOTIFICATION_DATA not offered), PCI-29 (device
-    config offset 4-aligned), PCI-36/PCI-37 (MSI-X table size N-1 with N in 2..2048, and the
-    table holds exactly N entries inside BAR0).
+    queue's 16-bit doorbell), PCI-22 when NOTIFICATION_DATA is offered (offset 4-aligned,
+    multiplier a power of 2 that is a multiple of 4, length covers every queue's 32-bit
+    doorbell), PCI-29 (device config offset 4-aligned), PCI-36/PCI-37 (MSI-X table size N-1
+    with N in 2..2048, and the table holds exactly N entries inside BAR0).
     """
     tb = await TB.create(dut)
     dev = tb.dev
@@ -758,13 +761,14 @@ async def run_enumeration(dut):
     assert await tb.mmio_read(last) == 0x5A5A_0000 | table_size
     assert await tb.mmio_read(last + PCI_MSIX_ENTRY_SIZE) == 0, "an entry beyond Table Size answers"
 
-    # ---- virtio vendor capabilities (PCI-09, PCI-11, PCI-12, PCI-18, PCI-20, PCI-21, PCI-29)
+    # ---- virtio vendor capabilities (PCI-09, PCI-11, PCI-12, PCI-18, PCI-20, PCI-21, PCI-22, PCI-29)
     features = 0
     for select in (0, 1):
         await tb.mmio_write(VIRTIO_PCI_COMMON_DFSELECT, select)
         features |= await tb.mmio_read(VIRTIO_PCI_COMMON_DF) << (32 * select)
     assert features == DEVICE_FEATURES, f"device features 0x{features:x}"
-    assert not features & (1 << VIRTIO_F_NOTIFICATION_DATA), "PCI-22 would apply"
+    notification_data = bool(features & (1 << VIRTIO_F_NOTIFICATION_DATA))
+    assert notification_data == bool(NOTIFICATION_DATA)
     regions = []
     seen_types = []
     for cap_id, pos in found:
@@ -800,10 +804,16 @@ async def run_enumeration(dut):
             assert multiplier == NOTIFY_OFF_MULTIPLIER
             assert multiplier == 0 or (multiplier % 2 == 0 and multiplier & (multiplier - 1) == 0)
             assert offset % 2 == 0 and length >= 2
+            if notification_data:
+                # PCI-22: 32-bit doorbells, naturally aligned
+                assert offset % 4 == 0 and length >= 4, f"notify offset 0x{offset:x} length {length} (PCI-22)"
+                assert multiplier == 0 or multiplier % 4 == 0, f"notify_off_multiplier {multiplier} (PCI-22)"
+            width = 4 if notification_data else 2
             for queue in range(NUM_QUEUES):
                 await tb.mmio_write(VIRTIO_PCI_COMMON_Q_SELECT, queue, 2)
                 notify_off = await tb.mmio_read(VIRTIO_PCI_COMMON_Q_NOFF, 2)
-                assert length >= notify_off * multiplier + 2, f"queue {queue}: doorbell outside the notify region"
+                assert length >= notify_off * multiplier + width, \
+                    f"queue {queue}: {8 * width}-bit doorbell outside the notify region"
             await tb.mmio_write(VIRTIO_PCI_COMMON_Q_SELECT, 0, 2)
     assert sorted(seen_types) == sorted(VIRTIO_CAPS), f"virtio capabilities {seen_types}"
     regions += [(MSIX_TABLE_OFFSET, table_end, "msix table"), (MSIX_PBA_OFFSET, pba_end, "msix pba")]
@@ -1528,7 +1538,9 @@ def test_pci(sim, data_width):
 
 
 def test_pci_bar0_below_4g(sim):
-    """BAR0 not prefetchable (placed below 4 GiB, 3-DW headers), four queues and a full
-    4 KiB MSI-X table (256 vectors)."""
+    """BAR0 not prefetchable (placed below 4 GiB, 3-DW headers), four queues, a full
+    4 KiB MSI-X table (256 vectors), and VIRTIO_F_NOTIFICATION_DATA not offered (the notify
+    capability then only has to fit 16-bit doorbells)."""
     runner.run(sim, "virtio_blk_pci", "test_pci", TB_DIR,
-               {"DATA_WIDTH": 256, "BAR0_PREFETCHABLE": 0, "NUM_QUEUES": 4, "MSIX_VECTORS": 256})
+               {"DATA_WIDTH": 256, "BAR0_PREFETCHABLE": 0, "NUM_QUEUES": 4, "MSIX_VECTORS": 256,
+                "NOTIFICATION_DATA": 0})

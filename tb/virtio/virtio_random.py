@@ -49,6 +49,7 @@ from virtio_tb import (
     VIRTIO_CONFIG_S_DRIVER,
     VIRTIO_CONFIG_S_DRIVER_OK,
     VIRTIO_CONFIG_S_FEATURES_OK,
+    VIRTIO_F_NOTIFICATION_DATA,
     VIRTIO_F_RING_RESET,
     VIRTIO_F_VERSION_1,
     VIRTIO_MSI_NO_VECTOR,
@@ -161,6 +162,11 @@ class RegisterModel:
     @property
     def ring_reset_negotiated(self):
         return self.features_ok and bool(self.driver_features & self.p.offered_features & bit(VIRTIO_F_RING_RESET))
+
+    @property
+    def notification_data_negotiated(self):
+        return self.features_ok and bool(self.driver_features & self.p.offered_features
+                                         & bit(VIRTIO_F_NOTIFICATION_DATA))
 
     @property
     def queue(self):
@@ -577,13 +583,20 @@ class RandomMix:
         cap = tb.caps[VIRTIO_PCI_CAP_NOTIFY_CFG]
         q = rng.randrange(p.num_queues + 1)
         addr = cap.offset + q * cap.notify_off_multiplier
-        await tb.notify(q, addr)
+        # 16-bit (DNOT-01) or 32-bit with the avail idx (DNOT-02): the rings are empty, so the idx
+        # is 0; the data reaches the engine only with NOTIFICATION_DATA negotiated
+        wide = rng.random() < 0.5
+        if wide:
+            await tb.notify_with_data(q, 0, addr)
+        else:
+            await tb.notify(q, addr)
         await tb.flush()
         await tb.cycles(SETTLE_CYCLES)
-        got = tb.pins.take_notifies()
-        want = [q] if q < p.num_queues and m.driver_ok and m.queues[q].enable else []
-        assert got == want, f"doorbell {q}: pulses {got}, expected {want}"
-        self.counts["doorbell"] += 1
+        got = tb.pins.take_notifies(with_data=True)
+        data = 0 if wide and m.notification_data_negotiated else None
+        want = [(q, data)] if q < p.num_queues and m.driver_ok and m.queues[q].enable else []
+        assert got == want, f"doorbell {q} ({32 if wide else 16}-bit): pulses {got}, expected {want}"
+        self.counts["doorbell 32-bit" if wide else "doorbell"] += 1
 
     async def op_reinit(self, stop=None):
         """Device reset, then the init sequence to a random point with a random feature set;
@@ -641,7 +654,7 @@ class RandomMix:
 async def run_random_mix(dut, traffic):
     """A random mix of register operations against a register model (INIT-02, PCI-07, PCI-08,
     PCI-14, PCI-17, PCI-24, PCI-39..PCI-46, FEAT-03, FEAT-06, FEAT-07, CFG-02, CFG-05, RST-01,
-    RST-03, RST-04, RST-06, VQ-04, DNOT-01, DNOT-05, STS-01), with ``traffic`` = "random"
+    RST-03, RST-04, RST-06, VQ-04, DNOT-01, DNOT-02, DNOT-05, STS-01), with ``traffic`` = "random"
     adding random idle cycles on rx_req/rx_cpl and backpressure on tx_cpl/tx_req."""
     params = Params()
     tb = VirtioTB(dut, seed=zlib.crc32(f"{traffic}/{params}".encode()))

@@ -10,7 +10,7 @@ Everything a register-level test needs and nothing more:
   virtio structures (no BAR offset is hard-coded), exact-width accessors for the common,
   ISR, notify and device structures and the MSI-X table/PBA, the steps of the driver's
   init sequence (reset, status, features, queue setup), the resize pins and monitors of the
-  ``notify_valid`` / ``driver_ok`` pins.
+  ``notify_valid`` (with ``notify_queue``, ``notify_data``, ``notify_idx``) / ``driver_ok`` pins.
 
 Constants keep Linux's uapi names (virtio_pci.h, virtio_config.h, virtio_blk.h, pci_regs.h).
 They are defined here rather than imported so that this bench checks the RTL against the
@@ -219,6 +219,7 @@ class Params:
         self.blk_size = get("BLK_SIZE", 512)
         self.read_only = get("READ_ONLY", 0) != 0
         self.ring_reset = get("RING_RESET", 1) != 0
+        self.notification_data = get("NOTIFICATION_DATA", 1) != 0
 
     @property
     def offered_features(self):
@@ -228,6 +229,8 @@ class Params:
                 VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH]
         if self.ring_reset:
             bits.append(VIRTIO_F_RING_RESET)
+        if self.notification_data:
+            bits.append(VIRTIO_F_NOTIFICATION_DATA)
         if self.read_only:
             bits.append(VIRTIO_BLK_F_RO)
         if self.num_queues > 1:
@@ -237,7 +240,8 @@ class Params:
     def __repr__(self):
         return (f"Params(DATA_WIDTH={self.data_width}, NUM_QUEUES={self.num_queues}, "
                 f"QUEUE_SIZE_MAX={self.queue_size_max}, MSIX_VECTORS={self.msix_vectors}, "
-                f"READ_ONLY={int(self.read_only)}, RING_RESET={int(self.ring_reset)})")
+                f"READ_ONLY={int(self.read_only)}, RING_RESET={int(self.ring_reset)}, "
+                f"NOTIFICATION_DATA={int(self.notification_data)})")
 
 
 class Structure:
@@ -259,11 +263,14 @@ class Structure:
 
 
 class PinMonitor:
-    """Samples ``notify_valid``/``notify_queue`` and ``driver_ok`` on every rising clock edge."""
+    """Samples ``notify_valid`` (with ``notify_queue``, ``notify_data``, ``notify_idx``) and
+    ``driver_ok`` on every rising clock edge."""
 
     def __init__(self, dut):
         self.dut = dut
-        self.notifies = []            # (time ns, queue) per cycle with notify_valid high
+        # (time ns, queue, data) per cycle with notify_valid high; data is notify_idx when
+        # notify_data is high, else None
+        self.notifies = []
         self.driver_ok_rises = 0
         self.driver_ok_falls = 0
         self.notify_event = Event()
@@ -276,7 +283,8 @@ class PinMonitor:
         while True:
             await edge
             if dut.notify_valid.value == 1:
-                self.notifies.append((cocotb.utils.get_sim_time("ns"), int(dut.notify_queue.value)))
+                data = int(dut.notify_idx.value) if dut.notify_data.value == 1 else None
+                self.notifies.append((cocotb.utils.get_sim_time("ns"), int(dut.notify_queue.value), data))
                 self.notify_event.set()
             ok = 1 if dut.driver_ok.value == 1 else 0
             if ok and not last_ok:
@@ -285,10 +293,14 @@ class PinMonitor:
                 self.driver_ok_falls += 1
             last_ok = ok
 
-    def take_notifies(self):
+    def take_notifies(self, with_data=False):
+        """The doorbell pulses since the last call: their queues, or with ``with_data`` pairs
+        (queue, notify_idx or None when notify_data was low)."""
         got, self.notifies = self.notifies, []
         self.notify_event.clear()
-        return [q for _, q in got]
+        if with_data:
+            return [(q, data) for _, q, data in got]
+        return [q for _, q, _ in got]
 
 
 class VirtioTB:
@@ -635,6 +647,15 @@ class VirtioTB:
         if addr is None:
             addr = await self.notify_addr(q)
         await self._write(s.window, addr, 2, q)
+
+    async def notify_with_data(self, q, avail_idx, addr=None, width=4, offset=0):
+        """``vp_notify_with_data``: a 32-bit write of avail_idx << 16 | q at the doorbell (DNOT-02);
+        ``width`` / ``offset`` write only part of that dword (bytes offset..offset+width-1)."""
+        s = self.caps[VIRTIO_PCI_CAP_NOTIFY_CFG]
+        if addr is None:
+            addr = await self.notify_addr(q)
+        value = (avail_idx & 0xFFFF) << 16 | (q & 0xFFFF)
+        await self._write(s.window, addr + offset, width, value >> (8 * offset) & ((1 << (8 * width)) - 1))
 
     # ------------------------------------------------------------------ device side pins
     async def resize(self, capacity):
