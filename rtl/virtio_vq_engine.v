@@ -248,6 +248,9 @@ initial begin
 end
 
 wire event_idx = driver_features[VIRTIO_RING_F_EVENT_IDX];
+// doorbells carry the driver's avail idx: the ring stage does not poll the index, it takes the
+// doorbells (with EVENT_IDX it asks for one per batch through avail_event)
+wire ndata_mode = driver_features[VIRTIO_F_NOTIFICATION_DATA];
 wire indirect_ok = driver_features[VIRTIO_RING_F_INDIRECT_DESC];
 
 // ---------------------------------------------------------------- error and abort
@@ -447,6 +450,12 @@ reg        r_idx_out_reg;            // an index read is in flight
 reg [4:0]  r_ring_out_reg;           // ring reads in flight
 reg        r_recheck_reg;            // the index read follows an avail_event write
 reg        r_leave_reg;              // another queue waits: leave after what is known
+// doorbell data with EVENT_IDX: avail_event follows the known index at once (not only when the
+// round ends), so the driver's next batch rings a doorbell; each write is followed by an index
+// read that catches entries added before the driver could see it
+wire       r_ev_follow = ndata_mode && event_idx;
+reg [15:0] r_ev_sent_reg;            // avail_event value last requested in this round
+reg        r_ev_busy_reg;            // that write is not done yet
 reg [QUEUE_INDEX_WIDTH-1:0] r_rr_reg;
 reg [15:0] r_ndata_reg;              // the doorbell's avail idx taken with the queue
 reg        r_ndata_valid_reg;
@@ -475,6 +484,12 @@ wire others_pending = |(pending_reg & ~({{(NUM_QUEUES-1){1'b0}}, 1'b1} << r_queu
 // read from the ring (beyond last_avail + in flight) and is no more than the queue size ahead of
 // the walker (the limit an index read is held to); otherwise the index is read as usual
 wire [15:0] r_ndata_ahead = r_ndata_reg - last_avail_reg[r_queue_reg];
+wire [15:0] r_absorb_new = notify_idx - r_avail_reg;
+wire [15:0] r_absorb_ahead = notify_idx - last_avail_reg[r_queue_reg];
+wire r_absorb = ndata_mode && notify_valid && notify_data && notify_queue == r_queue_reg &&
+                (r_state_reg == R_RUN || r_state_reg == R_EVENT_WAIT) && !r_leave_reg && !any_queue_reset &&
+                !(fetch_rsp_beat && !exp_empty && exp_kind == EXP_IDX) &&
+                r_absorb_new != 16'd0 && r_absorb_new <= r_qsz_reg && r_absorb_ahead <= r_qsz_reg;
 wire r_ndata_use = r_ndata_valid_reg && r_ndata_ahead > inflight_reg[r_queue_reg] && r_ndata_ahead <= q_a_size;
 
 // head FIFO: available-ring entries read, waiting for a context
@@ -695,7 +710,11 @@ wire i_need_irq = event_idx ? (i_need_a < i_need_b) : !i_event_value[VRING_AVAIL
 wire w_fault = (w_state_reg == W_PARSE && d_error) ||
                (w_state_reg == W_IDLE && !ctx_none && ctx_fault[w_ctx]);
 // avail->idx more than the queue size ahead of the walker
-wire r_fault = fetch_rsp_beat && !exp_empty && exp_kind == EXP_IDX &&
+// with doorbell data the known index may run ahead of an index read in flight: a value at or
+// behind the known one (by at most the queue size) is old news, not a fault
+wire [15:0] r_idx_back = r_avail_reg - s_rd_rsp_tdata[15:0];
+wire r_idx_behind = ndata_mode && r_idx_back <= r_qsz_reg;
+wire r_fault = fetch_rsp_beat && !exp_empty && exp_kind == EXP_IDX && !r_idx_behind &&
                s_rd_rsp_tdata[15:0] - last_avail_reg[r_queue_reg] > r_qsz_reg;
 
 assign quiesced = r_state_reg == R_IDLE && !r_rq_valid && !r_wq_valid &&
@@ -819,13 +838,14 @@ always @(posedge clk) begin
                 r_idx_out_reg <= 1'b0;
                 if (r_fault) begin
                     // the driver claims more new entries than the ring holds: stop (below)
-                end else if (s_rd_rsp_tdata[15:0] != r_avail_reg) begin
+                end else if (s_rd_rsp_tdata[15:0] != r_avail_reg && !r_idx_behind) begin
                     r_avail_reg <= s_rd_rsp_tdata[15:0];
                     r_recheck_reg <= 1'b0;
-                    // more may follow: look again, unless another queue waits its turn
+                    // more may follow: look again (without doorbell data), unless another
+                    // queue waits its turn
                     if (others_pending)
                         r_leave_reg <= 1'b1;
-                    else
+                    else if (!ndata_mode)
                         r_need_idx_reg <= 1'b1;
                 end
             end
@@ -927,15 +947,18 @@ always @(posedge clk) begin
                 qsize_reg[r_queue_reg] <= q_a_size;
                 r_next_reg <= last_avail_reg[r_queue_reg] + inflight_reg[r_queue_reg];
                 r_recheck_reg <= 1'b0;
+                r_ev_busy_reg <= 1'b0;
                 r_state_reg <= R_RUN;
                 if (r_ndata_use) begin
                     // as if the index read had returned the doorbell's value: read the ring
-                    // entries, and the index again meanwhile unless another queue waits
+                    // entries (the next doorbell brings what follows; avail_event asks for it)
                     r_avail_reg <= r_ndata_reg;
-                    r_need_idx_reg <= !others_pending;
+                    r_ev_sent_reg <= ~r_ndata_reg;
+                    r_need_idx_reg <= 1'b0;
                     r_leave_reg <= others_pending;
                 end else begin
                     r_avail_reg <= last_avail_reg[r_queue_reg] + inflight_reg[r_queue_reg];
+                    r_ev_sent_reg <= last_avail_reg[r_queue_reg] + inflight_reg[r_queue_reg];
                     r_need_idx_reg <= 1'b1;
                     r_leave_reg <= 1'b0;
                 end
@@ -959,12 +982,21 @@ always @(posedge clk) begin
                     r_rq_kind <= EXP_IDX;
                     r_need_idx_reg <= 1'b0;
                     r_idx_out_reg <= 1'b1;
-                end else if (!r_need_idx_reg && !r_idx_out_reg && r_known == 16'd0 && r_ring_out_reg == 5'd0) begin
+                end else if (r_ev_follow && !r_wq_valid && !r_ev_busy_reg && r_ev_sent_reg != r_avail_reg &&
+                             !r_leave_reg) begin
+                    // avail_event = the known index, then (when sent) the index once more
+                    r_wq_valid <= 1'b1;
+                    r_wq_addr <= r_device_reg + 64'd4 + {45'd0, r_qsz_reg, 3'b000};
+                    r_wq_data <= r_avail_reg;
+                    r_ev_sent_reg <= r_avail_reg;
+                    r_ev_busy_reg <= 1'b1;
+                end else if (!r_need_idx_reg && !r_idx_out_reg && r_known == 16'd0 && r_ring_out_reg == 5'd0 &&
+                             !r_ev_busy_reg && !r_wq_valid && (!r_ev_follow || r_leave_reg || r_ev_sent_reg == r_avail_reg)) begin
                     // everything known is read
                     if (r_leave_reg) begin
                         pending_reg[r_queue_reg] <= 1'b1;
                         r_state_reg <= R_IDLE;
-                    end else if (event_idx && !r_recheck_reg) begin
+                    end else if (event_idx && !r_recheck_reg && !r_ev_follow) begin
                         r_wq_valid <= 1'b1;
                         r_wq_addr <= r_device_reg + 64'd4 + {45'd0, r_qsz_reg, 3'b000};
                         r_wq_data <= r_avail_reg;
@@ -977,8 +1009,10 @@ always @(posedge clk) begin
         end
         R_EVENT_WAIT: begin
             if (fetch_wr_done) begin
-                // a buffer made available before the driver saw avail_event gets no kick: look again
-                r_recheck_reg <= 1'b1;
+                // a buffer made available before the driver saw avail_event gets no kick: look
+                // again. If a doorbell moved the known index past the avail_event just sent,
+                // the round ends with another avail_event write.
+                r_recheck_reg <= r_wq_data == r_avail_reg;
                 r_need_idx_reg <= 1'b1;
                 r_state_reg <= R_RUN;
             end
@@ -986,6 +1020,12 @@ always @(posedge clk) begin
         R_FLUSH: ;
         default: r_state_reg <= R_IDLE;
     endcase
+
+    // avail_event following the known index: sent, so read the index once more
+    if (r_state_reg == R_RUN && r_ev_busy_reg && fetch_wr_done) begin
+        r_ev_busy_reg <= 1'b0;
+        r_need_idx_reg <= 1'b1;
+    end
 
     // ring reads in flight and head FIFO entries they reserve: issued (+), unloaded (-)
     head_reserved_reg <= head_reserved_reg + (ring_issue ? r_block[5:0] : 6'd0) - (ring_busy_reg ? 6'd1 : 6'd0);
@@ -1337,6 +1377,12 @@ always @(posedge clk) begin
         ndata_valid_reg[notify_queue] <= notify_data;
         ndata_idx_reg[notify_queue] <= notify_idx;
     end
+    // a doorbell with data for the queue the ring stage is reading: its new entries join the
+    // round at once (the doorbell stays pending too, so the queue is looked at again after)
+    if (r_absorb) begin
+        r_avail_reg <= notify_idx;
+        r_recheck_reg <= 1'b0;
+    end
 
     // queue reset: stop fetching, wait for the fetch reads in flight, then drop what was fetched
     // and not walked (the walker stops between chains) and fetch it again afterwards
@@ -1437,6 +1483,7 @@ always @(posedge clk) begin
 
     if (rst) begin
         r_state_reg <= R_IDLE;
+        r_ev_busy_reg <= 1'b0;
         w_state_reg <= W_IDLE;
         ri_state_reg <= RI_IDLE;
         wi_state_reg <= WI_IDLE;

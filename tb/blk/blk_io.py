@@ -469,7 +469,8 @@ class KickCount:
 async def run_event_idx(dut):
     """With VIRTIO_RING_F_EVENT_IDX, notifications suppressed both ways and counted. Device to
     driver: under a deep queue the device's avail_event suppresses doorbells while it is busy
-    (kicks suppressed > 0, the device receives exactly the kicks sent) and every request still
+    (kicks suppressed > 0, the device receives exactly the kicks sent; NOTIFICATION_DATA refused,
+    as with it the device asks for every batch) and every request still
     completes (SPL-22). Driver to device: after virtqueue_disable_cb and enable_cb_delayed one
     interrupt comes for 32 completions, after the used idx write that passes used_event
     (SPL-16, SPL-17); a sweep of used_event over old, old+1, inside and just past a batch of 8,
@@ -479,7 +480,10 @@ async def run_event_idx(dut):
     used flags stay 0 (SPL-20). Every MSI-X message on the trace is an interrupt the driver
     took."""
     bench = await BlkBench(dut, name="event_idx").start()
-    blk = await bench.probe(event_idx=True)
+    # without doorbell data: the device polls avail->idx while busy and suppresses doorbells
+    # through avail_event meanwhile; with NOTIFICATION_DATA it asks for a doorbell per batch
+    # instead (run_notification_data, run_event_idx_ndata)
+    blk = await bench.probe(event_idx=True, notification_data=False)
     vq = bench.vq
     assert vq.event
     deep = env_int("BLK_EVENT_COUNT", 120)
