@@ -313,7 +313,8 @@ wire m_axi_wready_int_early;
 wire s_out_fire = s_out_tvalid && s_out_tready;
 wire rd_fire = m_axi_rvalid && m_axi_rready;
 
-assign s_req_ready = state_reg == ST_IDLE && !abort;
+// the next request is taken when idle or with the status beat of the current one
+assign s_req_ready = (state_reg == ST_IDLE || (state_reg == ST_STATUS && m_in_tready_int_reg)) && !abort;
 assign s_out_tready = s_out_tready_int && !abort;
 
 assign m_axi_arid = AXI_ID[AXI_ID_WIDTH-1:0];
@@ -552,33 +553,15 @@ always @* begin
 
     // ---- control
     case (state_reg)
-        ST_IDLE: begin
-            if (s_req_valid && s_req_ready) begin
-                out_len_next = s_req_out_len;
-                in_len_next = s_req_in_len;
-                hdr_next = 128'd0;
-                out_active_next = s_req_out_len != 32'd0;
-                out_beats_left_next = req_out_beats;
-                out_last_keep_next = keep_upto(s_req_out_len[BYTE_BITS-1:0] - 1'b1);
-                out_hdr_idx_next = 0;
-                out_err_next = 1'b0;
-                out_early_next = 1'b0;
-                out_disk_next = 1'b0;
-                in_mode_next = IN_ZERO;
-                in_beats_left_next = req_in_beats;
-                in_idx_next = 0;
-                status_lane_next = s_req_in_len[BYTE_BITS-1:0] - 1'b1;
-                rd_err_next = 1'b0;
-                wr_err_next = 1'b0;
-                state_next = ST_HEADER;
-            end
-        end
+        ST_IDLE: ;
         ST_HEADER: begin
             if (s_out_fire) begin
                 hdr_next[out_hdr_idx_reg * HDR_CHUNK +: HDR_CHUNK] = s_out_tdata[HDR_CHUNK-1:0];
                 out_hdr_idx_next = out_hdr_idx_reg + 1'b1;
             end
-            if (!out_active_reg || out_hdr_idx_reg == HDR_BEATS_IDX) begin
+            // on to the checks with the header's last beat
+            if (!out_active_reg || out_hdr_idx_reg == HDR_BEATS_IDX ||
+                    (s_out_fire && out_hdr_idx_reg == HDR_BEATS_IDX - 1'b1)) begin
                 state_next = ST_CHECK;
             end
         end
@@ -663,6 +646,27 @@ always @* begin
         end
         default: state_next = ST_IDLE;
     endcase
+
+    // a new request: in ST_IDLE, or in ST_STATUS with the last beat of the one before
+    if (s_req_valid && s_req_ready) begin
+        out_len_next = s_req_out_len;
+        in_len_next = s_req_in_len;
+        hdr_next = 128'd0;
+        out_active_next = s_req_out_len != 32'd0;
+        out_beats_left_next = req_out_beats;
+        out_last_keep_next = keep_upto(s_req_out_len[BYTE_BITS-1:0] - 1'b1);
+        out_hdr_idx_next = 0;
+        out_err_next = 1'b0;
+        out_early_next = 1'b0;
+        out_disk_next = 1'b0;
+        in_mode_next = IN_ZERO;
+        in_beats_left_next = req_in_beats;
+        in_idx_next = 0;
+        status_lane_next = s_req_in_len[BYTE_BITS-1:0] - 1'b1;
+        rd_err_next = 1'b0;
+        wr_err_next = 1'b0;
+        state_next = ST_HEADER;
+    end
 
     // abort: forget the streams and stop issuing; bursts issued run to their end
     if (abort && state_reg != ST_IDLE && state_reg != ST_ABORT) begin

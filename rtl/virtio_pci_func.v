@@ -403,7 +403,10 @@ virtio_vq_engine #(
     .NUM_QUEUES(NUM_QUEUES),
     .QUEUE_INDEX_WIDTH(QUEUE_INDEX_WIDTH),
     .MAX_CHAIN_SEGS(MAX_CHAIN_SEGS),
-    .DEST_WIDTH(DEST_WIDTH)
+    .DEST_WIDTH(DEST_WIDTH),
+    // three quarters of what the read tags hold (measured at 32 tags, 4 KiB writes QD16:
+    // no cap 84 %, 12 KiB 91 %, 6 KiB 74 %)
+    .DATA_INFLIGHT_BYTES(DMA_TAGS * 512 * 3 / 4)
 )
 u_engine (
     .clk(clk),

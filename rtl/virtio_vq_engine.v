@@ -79,7 +79,11 @@ module virtio_vq_engine #
     // beats of readable bytes buffered for the back end (power of two)
     parameter DATA_FIFO_DEPTH = 64,
     // DMA read destination width
-    parameter DEST_WIDTH = 2
+    parameter DEST_WIDTH = 2,
+    // bytes of buffer data (readable segments) requested and not yet received: keep it below
+    // what the DMA read tags hold (DMA_TAGS x 512) by a request (4 KiB) so that ring and
+    // descriptor reads always find a tag and never drain behind more data than this
+    parameter DATA_INFLIGHT_BYTES = 12288
 )
 (
     input  wire                          clk,
@@ -424,6 +428,19 @@ assign m_be_out_tvalid = !dfifo_empty && !aborting;
 assign m_be_out_tlast = dfifo_last_mem[dfifo_rd_ptr_reg[DFIFO_PTR_WIDTH-1:0]];
 assign m_be_out_tuser = dfifo_user_mem[dfifo_rd_ptr_reg[DFIFO_PTR_WIDTH-1:0]];
 wire dfifo_push = s_rd_rsp_tvalid && rsp_is_data && !dfifo_full && !aborting;
+// buffer data in flight: requested (+ at issue) minus received (+ per byte pushed); fetch
+// responses drain behind every data read issued before them (virtio_dma_rd's in-order
+// drain), so the read issuer keeps at most DATA_INFLIGHT_BYTES outstanding
+reg [31:0] data_req_bytes_reg, data_rx_bytes_reg;
+reg [6:0] dfifo_push_bytes;
+integer kb;
+always @* begin
+    dfifo_push_bytes = 7'd0;
+    for (kb = 0; kb < KEEP_WIDTH; kb = kb + 1)
+        dfifo_push_bytes = dfifo_push_bytes + {6'd0, s_rd_rsp_tkeep[kb]};
+end
+wire [31:0] data_inflight = data_req_bytes_reg - data_rx_bytes_reg;
+wire data_room = data_inflight < DATA_INFLIGHT_BYTES;
 wire dfifo_pop = m_be_out_tvalid && m_be_out_tready;
 wire rsp_beat = s_rd_rsp_tvalid && s_rd_rsp_tready && !aborting;
 wire fetch_rsp_beat = rsp_beat && rsp_is_fetch;
@@ -821,6 +838,8 @@ always @(posedge clk) begin
     end
     if (data_rsp_last)
         rd_pkts_done_reg <= rd_pkts_done_reg + 16'd1;
+    if (dfifo_push)
+        data_rx_bytes_reg <= data_rx_bytes_reg + {25'd0, dfifo_push_bytes};
     if (dfifo_push) begin
         dfifo_data_mem[dfifo_wr_ptr_reg[DFIFO_PTR_WIDTH-1:0]] <= s_rd_rsp_tdata;
         dfifo_keep_mem[dfifo_wr_ptr_reg[DFIFO_PTR_WIDTH-1:0]] <= s_rd_rsp_tkeep;
@@ -1232,7 +1251,8 @@ always @(posedge clk) begin
             ri_state_reg <= RI_ISSUE;
         end
         RI_ISSUE: begin
-            if (!d_rq_valid) begin
+            if (!d_rq_valid && data_room) begin
+                data_req_bytes_reg <= data_req_bytes_reg + ri_chunk;
                 d_rq_valid <= 1'b1;
                 d_rq_addr <= ri_addr_reg;
                 d_rq_len <= ri_chunk[12:0];
@@ -1466,6 +1486,7 @@ always @(posedge clk) begin
             exp_rd_ptr_reg <= exp_wr_ptr_reg;
             i_rd_ptr_reg <= i_wr_ptr_reg;
             rd_pkts_done_reg <= rd_pkts_issued_reg;
+            data_rx_bytes_reg <= data_req_bytes_reg;
             wr_done_cnt_reg <= wr_issued_reg;
         end
     end
@@ -1482,6 +1503,8 @@ always @(posedge clk) begin
     end
 
     if (rst) begin
+        data_req_bytes_reg <= 32'd0;
+        data_rx_bytes_reg <= 32'd0;
         r_state_reg <= R_IDLE;
         r_ev_busy_reg <= 1'b0;
         w_state_reg <= W_IDLE;
