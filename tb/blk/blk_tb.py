@@ -517,25 +517,25 @@ class RequestLog:
 
     def __init__(self):
         self.reqs = []
-        self.publish_t = []
-        self.publish_idx = []
+        self.publish_t = {}  # vq -> times of its avail idx publications
+        self.publish_idx = {}  # vq -> the idx published then
 
     def track(self, req, t_add):
         req.t_add = t_add
         req.t_done = None
         req.in_spans = list(req.sgs_in)
         self.reqs.append(req)
-        self.publish_t.append(t_add)
-        self.publish_idx.append(req.vq.avail_idx_shadow)
+        self.publish_t.setdefault(req.vq, []).append(t_add)
+        self.publish_idx.setdefault(req.vq, []).append(req.vq.avail_idx_shadow)
 
         def done(r):
             r.t_done = now_ns()
         req.callbacks.append(done)
 
-    def published(self, t, initial):
-        """The avail idx the driver had published at time ``t``."""
-        k = bisect.bisect_right(self.publish_t, t)
-        return self.publish_idx[k - 1] if k else initial
+    def published(self, vq, t, initial):
+        """The avail idx the driver had published on ``vq`` at time ``t``."""
+        k = bisect.bisect_right(self.publish_t.get(vq, []), t)
+        return self.publish_idx[vq][k - 1] if k else initial
 
 
 class TraceChecker:
@@ -728,7 +728,7 @@ class TraceChecker:
             elif kind == "avail_ring_read":
                 counts["ring_reads"] += 1
                 slot0, nslots = info
-                published = log.published(t, self.start_avail)
+                published = log.published(vq, t, self.start_avail)
                 window = (published - used_written) & VRING_IDX_MASK
                 legal = {(used_written + j) & (num - 1) for j in range(min(window, num))}
                 for s in range(slot0, slot0 + nslots):

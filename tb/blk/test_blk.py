@@ -19,6 +19,7 @@ variables set when pytest starts override the defaults below, for a longer soak,
 * ``test_blk_notify``: EVENT_IDX on and off, MSI-X, INTx, polling, notification counts;
 * ``test_blk_notification_data``: doorbells that carry the avail idx (VIRTIO_F_NOTIFICATION_DATA)
   at queue depth 1, refused, and with repeated, stale and bogus values;
+  ``test_blk_notification_data_mq``: the same with three request queues at DATA_WIDTH 128;
 * ``test_blk_order``: the publication order on the trace, poisoned avail slots, spurious kicks;
 * ``test_blk_width``: the random mix and part of the framings at DATA_WIDTH 128 and 256;
 * ``test_blk_big_queue``: QUEUE_SIZE_MAX 32768 (the largest the RTL supports), rings of
@@ -48,6 +49,7 @@ CONFIGS = {
     "w128": {"DATA_WIDTH": 128},
     "w256": {"DATA_WIDTH": 256},
     "q32k": {"DATA_WIDTH": 64, "QUEUE_SIZE_MAX": 32768},
+    "mq3": {"DATA_WIDTH": 128, "NUM_QUEUES": 3},
 }
 
 
@@ -109,6 +111,10 @@ def test_blk_notify(sim):
 
 def test_blk_notification_data(sim):
     _run(sim, "w64", ["run_notification_data", "run_notification_data_stale"], "ndata")
+
+
+def test_blk_notification_data_mq(sim):
+    _run(sim, "mq3", ["run_notification_data_mq"], "ndata_mq")
 
 
 def test_blk_order(sim):
