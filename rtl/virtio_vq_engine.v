@@ -353,6 +353,9 @@ wire rd_fire_fetch = rd_fire && rd_sel <= SRC_R;
 // feed one ordered tx_req stream, so the element still follows its chain's data.
 localparam [1:0] WSRC_C = 2'd0, WSRC_R = 2'd2, WSRC_NONE = 2'd3;
 reg         c_wq_valid;  reg [63:0] c_wq_addr;  reg [3:0] c_wq_len;  reg [63:0] c_wq_data;  reg c_wq_idx;
+// the queue of a used index write, latched with it: the completer may take the next chain (of
+// another queue) while the write waits for the port
+reg [QUEUE_INDEX_WIDTH-1:0] c_wq_queue;
 reg         d_wq_valid;  reg [63:0] d_wq_addr;  reg [12:0] d_wq_len;
 reg         r_wq_valid;  reg [63:0] r_wq_addr;  reg [15:0] r_wq_data;
 
@@ -821,7 +824,7 @@ always @(posedge clk) begin
             default: ;
         endcase
         if (wr_sel == WSRC_C && c_wq_idx) begin
-            uidx_q_mem[uidx_wr_ptr_reg[OWNER_PTR_WIDTH-1:0]] <= c_queue_reg;
+            uidx_q_mem[uidx_wr_ptr_reg[OWNER_PTR_WIDTH-1:0]] <= c_wq_queue;
             uidx_v_mem[uidx_wr_ptr_reg[OWNER_PTR_WIDTH-1:0]] <= c_wq_data[15:0];
             uidx_wr_ptr_reg <= uidx_wr_ptr_reg + 1'b1;
         end
@@ -1351,6 +1354,7 @@ always @(posedge clk) begin
             end else if (!c_wq_valid) begin
                 c_wq_valid <= 1'b1;
                 c_wq_idx <= 1'b1;
+                c_wq_queue <= c_queue_reg;
                 c_wq_addr <= q_b_device + 64'd2;
                 c_wq_len <= 4'd2;
                 c_wq_data <= {48'd0, c_used_idx};
