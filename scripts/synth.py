@@ -245,6 +245,9 @@ class Netlist:
 
     @staticmethod
     def base_name(module):
+        # "$paramod\\NAME\\P=V..." (one parameter) or "$paramod$<hash>\\NAME" (several)
+        if module.startswith("$paramod\\"):
+            return module.split("\\")[1]
         return module.rsplit("\\", 1)[-1]
 
     def instances(self, top):
