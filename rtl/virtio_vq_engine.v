@@ -507,7 +507,7 @@ wire [15:0] r_ndata_ahead = r_ndata_reg - last_avail_reg[r_queue_reg];
 wire [15:0] r_absorb_new = notify_idx - r_avail_reg;
 wire [15:0] r_absorb_ahead = notify_idx - last_avail_reg[r_queue_reg];
 wire r_absorb = ndata_mode && notify_valid && notify_data && notify_queue == r_queue_reg &&
-                (r_state_reg == R_RUN || r_state_reg == R_EVENT_WAIT) && !r_leave_reg && !any_queue_reset &&
+                r_state_reg == R_RUN && !r_leave_reg && !any_queue_reset &&
                 !(fetch_rsp_beat && !exp_empty && exp_kind == EXP_IDX) &&
                 r_absorb_new != 16'd0 && r_absorb_new <= r_qsz_reg && r_absorb_ahead <= r_qsz_reg;
 wire r_ndata_use = r_ndata_valid_reg && r_ndata_ahead > inflight_reg[r_queue_reg] && r_ndata_ahead <= q_a_size;
@@ -1032,9 +1032,9 @@ always @(posedge clk) begin
         R_EVENT_WAIT: begin
             if (fetch_wr_done) begin
                 // a buffer made available before the driver saw avail_event gets no kick: look
-                // again. If a doorbell moved the known index past the avail_event just sent,
-                // the round ends with another avail_event write.
-                r_recheck_reg <= r_wq_data == r_avail_reg;
+                // again (only without doorbell data: with it avail_event follows the index in
+                // R_RUN and this state is not used)
+                r_recheck_reg <= 1'b1;
                 r_need_idx_reg <= 1'b1;
                 r_state_reg <= R_RUN;
             end
@@ -1403,10 +1403,8 @@ always @(posedge clk) begin
     end
     // a doorbell with data for the queue the ring stage is reading: its new entries join the
     // round at once (the doorbell stays pending too, so the queue is looked at again after)
-    if (r_absorb) begin
+    if (r_absorb)
         r_avail_reg <= notify_idx;
-        r_recheck_reg <= 1'b0;
-    end
 
     // queue reset: stop fetching, wait for the fetch reads in flight, then drop what was fetched
     // and not walked (the walker stops between chains) and fetch it again afterwards
