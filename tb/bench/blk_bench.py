@@ -28,12 +28,10 @@ from cocotb.triggers import ClockCycles, Timer
 from cocotb.utils import get_sim_time
 from cocotbext.pcie.core.tlp import CplStatus, TlpType
 
-from models.pcie import attach_root_complex
 from models.pcie.dma_checker import DmaChecker
 from models.ref.ramdisk import RamDisk
 from models.virtio import uapi
-from models.virtio.blk import VirtioBlk
-from models.virtio.virtio import virtio_dev_probe, virtio_pci_probe
+from models.virtio.bringup import virtio_blk_bring_up
 
 SECTOR = 512
 PAGE_SHIFT = 12
@@ -403,14 +401,7 @@ async def run_bench(dut):
     dma_tags = int(os.environ["BENCH_DMA_TAGS"]) if os.environ.get("BENCH_DMA_TAGS") else None
     rng = random.Random(int(os.environ.get("BENCH_SEED", "1")))
 
-    host = await attach_root_complex(dut)
-    checker = DmaChecker(log_data=False)
-    checker.install(host.rc)
-    pci_dev = await host.enumerate()
-    vdev = await virtio_pci_probe(pci_dev, host.rc, intx=host.intx)
-    vdev.dma_checker = checker
-    blk = VirtioBlk()
-    await virtio_dev_probe(vdev, blk)
+    host, vdev, blk, checker = await virtio_blk_bring_up(dut, DmaChecker(log_data=False))
     vq = blk.vqs[0]
     notify_addr = await vdev.mdev.vp_modern_map_vq_notify(vq.index)
 

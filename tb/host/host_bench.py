@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Shared pieces of the host-model tests (tb/host): bring-up of virtio-blk on the PCIe host
-model, a meter of simulation speed, and the JSON results file the pytest side reads.
+"""Shared pieces of the host-model tests (tb/host): a meter of simulation speed and the JSON
+results file the pytest side reads (the bring-up is models.virtio.bringup).
 
 The host settings come from the environment (HOST_FAST_DMA, HOST_READ_LATENCY_NS, ...; see
 models/pcie/host.py), so that the pytest side can run the same cocotb module with the direct
@@ -14,29 +14,11 @@ import time
 import cocotb
 from cocotb.utils import get_sim_time
 
-from models.pcie import attach_root_complex
-from models.pcie.dma_checker import DmaChecker
-from models.virtio.blk import VirtioBlk
-from models.virtio.virtio import virtio_dev_probe, virtio_pci_probe
 
 PARAMS = {"DATA_WIDTH": 64}
 for _name in PARAMS:
     if f"PARAM_{_name}" in os.environ:
         PARAMS[_name] = int(os.environ[f"PARAM_{_name}"], 0)
-
-
-async def bring_up(dut, **blk_kwargs):
-    """Root complex (host settings from the environment), DMA checker, enumeration, virtio
-    probe and a VirtioBlk driver; returns (host, vdev, blk, checker)."""
-    host = await attach_root_complex(dut)
-    checker = DmaChecker()
-    checker.install(host.rc)
-    pci_dev = await host.enumerate()
-    vdev = await virtio_pci_probe(pci_dev, host.rc, intx=host.intx)
-    vdev.dma_checker = checker
-    blk = VirtioBlk(**blk_kwargs)
-    await virtio_dev_probe(vdev, blk)
-    return host, vdev, blk, checker
 
 
 def stream_tlps(host):

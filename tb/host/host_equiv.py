@@ -20,9 +20,10 @@ import cocotb
 from cocotb.triggers import ClockCycles
 from cocotbext.pcie.core.tlp import TlpType
 
-from host_bench import Meter, bring_up, host_settings, write_results, stream_tlps
+from host_bench import Meter, host_settings, write_results, stream_tlps
 
 from models.virtio import uapi
+from models.virtio.bringup import virtio_blk_bring_up
 
 SEED = 20260525
 SECTOR = 512
@@ -91,7 +92,7 @@ async def equiv_workload(dut):
     """Fixed-seed virtio-blk mix; everything the device did is recorded for comparison."""
     count = int(os.environ.get("HOST_EQUIV_REQUESTS", "300"))
     rng = random.Random(SEED)
-    host, vdev, blk, checker = await bring_up(dut, layout="random", rng=SEED)
+    host, vdev, blk, checker = await virtio_blk_bring_up(dut, layout="random", rng=SEED)
     capacity = blk.capacity
     disk = bytearray(rng.randbytes(capacity * SECTOR))
     host.disk.write(0, bytes(disk))

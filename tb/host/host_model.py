@@ -21,12 +21,11 @@ from cocotbext.axi import Region
 from cocotbext.pcie.core.tlp import Tlp, TlpType, CplStatus
 from cocotbext.pcie.core.utils import PcieId
 
-from host_bench import bring_up
-
 from models.pcie import attach_root_complex
 from models.pcie.checker import TlpChecker
 from models.pcie.dma_checker import DmaChecker
 from models.virtio import uapi
+from models.virtio.bringup import virtio_blk_bring_up
 
 SECTOR = 512
 
@@ -169,7 +168,7 @@ async def direct_requests(dut):
 async def read_timing(dut):
     """Latency, overlap, splitting (RCB 64 and 128), interleaving and link rate with the RTL."""
     latency = 1000
-    host, vdev, blk, checker = await bring_up(dut, layout="split", rng=5)
+    host, vdev, blk, checker = await virtio_blk_bring_up(dut, layout="split", rng=5)
     model = host.read_model
     assert host.fast_dma and model.read_latency_ns == latency
     period = host.clock_period_ns

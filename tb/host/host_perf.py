@@ -12,9 +12,10 @@ import os
 import cocotb
 from cocotb.triggers import ClockCycles
 
-from host_bench import Meter, bring_up, host_settings, write_results, PARAMS
+from host_bench import Meter, host_settings, write_results, PARAMS
 
 from models.virtio import uapi
+from models.virtio.bringup import virtio_blk_bring_up
 
 SECTORS = 8             # 4 KiB
 DEPTH = 16
@@ -24,7 +25,7 @@ DEPTH = 16
 async def perf_reads(dut):
     """4 KiB reads at queue depth 16: TLPs and cycles per wall second."""
     count = int(os.environ.get("HOST_PERF_REQUESTS", "200"))
-    host, vdev, blk, checker = await bring_up(dut)
+    host, vdev, blk, checker = await virtio_blk_bring_up(dut)
     # a pattern on the disk, so that the data check below means something
     capacity = blk.capacity
     span = min(capacity, 2048) // SECTORS * SECTORS
@@ -77,7 +78,7 @@ async def perf_idle(dut):
     """The ceiling: simulated cycles per wall second with the device idle after bring-up
     (no Python work per cycle)."""
     from cocotb.triggers import Timer
-    host, vdev, blk, checker = await bring_up(dut)
+    host, vdev, blk, checker = await virtio_blk_bring_up(dut)
     cycles = int(os.environ.get("HOST_IDLE_CYCLES", "200000"))
     meter = Meter(host)
     profile = cProfile.Profile() if os.environ.get("HOST_PROFILE") == "1" else None
