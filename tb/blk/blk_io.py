@@ -26,6 +26,7 @@ from blk_tb import (
     pieces,
     poison_free,
     random_mix,
+    random_mix_while,
     submit_chain,
     submit_random,
 )
@@ -713,7 +714,7 @@ async def run_spurious_kicks(dut):
     request completes exactly once."""
     bench = await BlkBench(dut, name="spurious").start()
     blk = await bench.probe()
-    vq, rng = bench.vq, bench.rng
+    vq = bench.vq
     nkicks = env_int("BLK_SPURIOUS_KICKS", 100)
     kicks = KickCount(bench, vq)
     trace = TraceChecker(bench, vq)
@@ -730,26 +731,14 @@ async def run_spurious_kicks(dut):
         assert not busy, f"idle doorbells answered with more than avail idx reads: {busy[:6]}"
 
     await idle_kicks()
-    stop = False
-    extra = [0]
-
-    async def kicker():
-        while not stop and extra[0] < nkicks:
-            await vq.virtqueue_notify()
-            extra[0] += 1
-            await Timer(rng.randint(20, 1500), "ns")
-
-    task = cocotb.start_soon(kicker())
     count = env_int("BLK_SPURIOUS_COUNT", 100)
-    await random_mix(bench, count, 16, max_sectors=8)
-    stop = True
-    await task
+    extra = await random_mix_while(bench, count, 16, vq.virtqueue_notify, (20, 1500), limit=nkicks)
     await idle_kicks()
     await settle(bench)
     result = assert_trace(bench, trace, elems=count)
     assert blk.completed == count and vq.last_used_idx == count & VRING_IDX_MASK
-    assert kicks.received == kicks.sent >= 2 * nkicks + extra[0], (kicks, extra[0])
-    bench.log.info("spurious: %d extra kicks while busy, %d requests, %r, %s", extra[0], count, kicks,
+    assert kicks.received == kicks.sent >= 2 * nkicks + extra, (kicks, extra)
+    bench.log.info("spurious: %d extra kicks while busy, %d requests, %r, %s", extra, count, kicks,
                    {k: result[k] for k in ("idx_writes", "avail_event_writes", "ring_reads")})
     await bench.finish()
 
@@ -935,25 +924,16 @@ async def run_notification_data_stale(dut):
 
     # busy: such doorbells at random moments while requests flow (the driver's own kicks too)
     trace = TraceChecker(bench, vq)
-    stop = False
-    sent = [0]
+    async def stale_doorbell():
+        now = vq.avail_idx_shadow
+        await doorbell(rng.choice((now, now - rng.randint(1, 8), now - rng.randint(9, 300),
+                                   now + num + rng.randint(1, 1000), now + 0x8000)))
 
-    async def kicker():
-        while not stop:
-            now = vq.avail_idx_shadow
-            await doorbell(rng.choice((now, now - rng.randint(1, 8), now - rng.randint(9, 300),
-                                       now + num + rng.randint(1, 1000), now + 0x8000)))
-            sent[0] += 1
-            await Timer(rng.randint(20, 1500), "ns")
-
-    task = cocotb.start_soon(kicker())
     count = env_int("BLK_NDATA_COUNT", 100)
-    await random_mix(bench, count, 8, max_sectors=8)
-    stop = True
-    await task
+    sent = await random_mix_while(bench, count, 8, stale_doorbell, (20, 1500))
     await settle(bench)
     assert_trace(bench, trace, elems=count)
-    bench.log.info("stale doorbells while busy: %d extra doorbells, %d requests", sent[0], count)
+    bench.log.info("stale doorbells while busy: %d extra doorbells, %d requests", sent, count)
     await bench.finish()
 
 
@@ -976,23 +956,14 @@ async def run_notification_data_mq(dut):
     mdev = bench.vdev.mdev
     since = get_sim_time("ns")
     traces = [TraceChecker(bench, vq) for vq in vqs]
-    stop = False
-    sent = [0]
+    async def stray_doorbell():
+        vq = rng.choice(vqs)
+        now = vq.avail_idx_shadow
+        value = rng.choice((now, now, now - rng.randint(1, 8), now + vq.num + rng.randint(1, 1000)))
+        await mdev.vp_notify_with_data(vq.index, vq.vring_notification_data(value & VRING_IDX_MASK))
 
-    async def kicker():
-        while not stop:
-            vq = rng.choice(vqs)
-            now = vq.avail_idx_shadow
-            value = rng.choice((now, now, now - rng.randint(1, 8), now + vq.num + rng.randint(1, 1000)))
-            await mdev.vp_notify_with_data(vq.index, vq.vring_notification_data(value & VRING_IDX_MASK))
-            sent[0] += 1
-            await Timer(rng.randint(100, 3000), "ns")
-
-    task = cocotb.start_soon(kicker())
     count = env_int("BLK_NDATA_MQ_COUNT", 160)
-    await random_mix(bench, count, 8 * len(vqs), max_sectors=8)
-    stop = True
-    await task
+    sent = await random_mix_while(bench, count, 8 * len(vqs), stray_doorbell, (100, 3000))
     await settle(bench)
     for vq, trace in zip(vqs, traces):
         result = assert_trace(bench, trace)
@@ -1002,5 +973,5 @@ async def run_notification_data_mq(dut):
         assert log and all(n == 4 and value & 0xFFFF == vq.index for n, value in log), \
             f"vq {vq.index}: doorbells {log[:6]}"
     bench.log.info("notification data, %d queues: %d requests, %d extra doorbells, doorbells per queue %s", len(vqs),
-                   count, sent[0], [bench.doorbells(vq) for vq in vqs])
+                   count, sent, [bench.doorbells(vq) for vq in vqs])
     await bench.finish()

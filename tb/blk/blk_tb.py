@@ -453,6 +453,27 @@ async def random_mix(bench, count, depth, layout=None, max_sectors=128, weights=
     return now_ns() - start
 
 
+async def random_mix_while(bench, count, depth, poke, gap_ns, limit=None, max_sectors=8):
+    """``random_mix`` while ``await poke()`` runs again and again in the background (at most
+    ``limit`` times), each time followed by a pause of ``bench.rng.randint(*gap_ns)`` ns, until
+    the mix is done; returns how many times it ran."""
+    stop = False
+    acted = 0
+
+    async def loop():
+        nonlocal acted
+        while not stop and (limit is None or acted < limit):
+            await poke()
+            acted += 1
+            await Timer(bench.rng.randint(*gap_ns), "ns")
+
+    task = cocotb.start_soon(loop())
+    await random_mix(bench, count, depth, max_sectors=max_sectors)
+    stop = True
+    await task
+    return acted
+
+
 # ----------------------------------------------------------------------------------------------
 # Hand-built chains (framings the driver model does not produce by itself)
 # ----------------------------------------------------------------------------------------------
