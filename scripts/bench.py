@@ -421,6 +421,15 @@ def make_plots(records, out_dir):
     import matplotlib.pyplot as plt
 
     files = []
+
+    def save(fig, name, caption, layout=True, dpi=110, bbox_inches="tight"):
+        """Write ``fig`` to out_dir/name, close it and list it with its caption."""
+        if layout:
+            fig.tight_layout()
+        fig.savefig(out_dir / name, dpi=dpi, bbox_inches=bbox_inches)
+        plt.close(fig)
+        files.append((name, caption))
+
     records = sorted(records, key=lambda r: (r["data_width"], r["op"], r["size"], r["qd"]))
     widths = sorted({r["data_width"] for r in records})
     colors = {"read": "#1f77b4", "write": "#d62728"}
@@ -447,11 +456,7 @@ def make_plots(records, out_dir):
         ax.set_xlabel("% of DATA_WIDTH/8 bytes per cycle")
         ax.set_title("virtio-blk payload efficiency per bench point")
         ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.5 / max(1, len(records)) - 0.1))
-        fig.tight_layout()
-        name = "efficiency.png"
-        fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        files.append((name, "payload efficiency and link efficiency of every point, targets marked"))
+        save(fig, "efficiency.png", "payload efficiency and link efficiency of every point, targets marked")
 
     # 2. efficiency against request size, one line per queue depth (needs >= 2 sizes)
     series = {}
@@ -476,11 +481,8 @@ def make_plots(records, out_dir):
                     ax.set_ylabel("efficiency %")
                 ax.legend(fontsize=7, ncol=2)
         fig.suptitle("efficiency against request size")
-        fig.tight_layout()
-        name = "efficiency_by_size.png"
-        fig.savefig(out_dir / name, dpi=100)
-        plt.close(fig)
-        files.append((name, "efficiency against request size, one line per queue depth"))
+        save(fig, "efficiency_by_size.png", "efficiency against request size, one line per queue depth", dpi=100,
+             bbox_inches=None)
 
     # 3. heat maps size x queue depth (full sweeps)
     for op in OPS:
@@ -506,10 +508,8 @@ def make_plots(records, out_dir):
             ax.set_yticks(range(len(qds)), [f"QD{q}" for q in qds], fontsize=7)
             ax.set_title(f"{op}s, DATA_WIDTH {dw}", fontsize=10)
         fig.colorbar(im, ax=list(axes[0]), label="efficiency %")
-        name = f"heatmap_{op}.png"
-        fig.savefig(out_dir / name, dpi=100)
-        plt.close(fig)
-        files.append((name, f"efficiency of {op}s over request size and queue depth"))
+        save(fig, f"heatmap_{op}.png", f"efficiency of {op}s over request size and queue depth", layout=False, dpi=100,
+             bbox_inches=None)
 
     # 4. QD1 latency: time with reads outstanding vs the rest, and the target bound
     qd1 = [r for r in records if r["qd"] == 1 and r.get("latency_cycles")]
@@ -532,11 +532,7 @@ def make_plots(records, out_dir):
         ax.set_xlim(0, max(r["latency_cycles"] for r in qd1) * 1.35)
         ax.set_title("queue depth 1 latency")
         ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.6 / max(1, len(qd1)) - 0.15))
-        fig.tight_layout()
-        name = "latency_qd1.png"
-        fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        files.append((name, "QD1 latency split into time with a host read outstanding and the rest"))
+        save(fig, "latency_qd1.png", "QD1 latency split into time with a host read outstanding and the rest")
 
     # 5. TLPs per request by kind (stacked)
     sel = records if len(records) <= 24 else [r for r in records if r["data_width"] == widths[-1] and r["qd"] == 16]
@@ -556,11 +552,7 @@ def make_plots(records, out_dir):
         ax.set_xlabel("TLPs on the link per request (both directions)")
         ax.set_title("TLPs per request by kind")
         ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / max(1, len(sel))))
-        fig.tight_layout()
-        name = "tlps_per_request.png"
-        fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        files.append((name, "TLPs per request by kind"))
+        save(fig, "tlps_per_request.png", "TLPs per request by kind")
 
     # 6. what is busy: data, streams, tags, AXI
     if len(records) <= 24:
@@ -586,11 +578,7 @@ def make_plots(records, out_dir):
         ax.set_xlabel("% of the measurement window")
         ax.set_title("where the time goes: utilisation facts of the trace")
         ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.4 / max(1, len(records)) - 0.08))
-        fig.tight_layout()
-        name = "utilisation.png"
-        fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        files.append((name, "utilisation facts per point (the evidence behind the bottleneck column)"))
+        save(fig, "utilisation.png", "utilisation facts per point (the evidence behind the bottleneck column)")
     return files
 
 
