@@ -467,9 +467,12 @@ class DmaTB:
 
     # ---- waiting
     def idle(self, stream=True):
+        # tx_req_tlp_valid: a TLP's last beat may still wait in the arbiter's output register
+        # while the host side pauses tx_req (the engines are idle by then)
         d = self.dut
         return (d.rd_idle.value == 1 and d.wr_idle.value == 1 and not self.cpl_sched
-                and self.rx_cpl.idle() and not self.bfm.busy(stream) and self.tx_msg.idle())
+                and self.rx_cpl.idle() and not self.bfm.busy(stream) and self.tx_msg.idle()
+                and d.tx_req_tlp_valid.value == 0)
 
     async def wait_idle(self, limit=200000, stream=True):
         """Wait until nothing moves (with stream=False, data may be left in the write stream)."""
